@@ -1,0 +1,144 @@
+"""Command line: `jemkit train | eval | sample | report | demo | presets`. Parses and dispatches only."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXPECTED_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError, KeyError)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .config import load_preset
+    from .training import train
+
+    r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, progress=not a.quiet)
+    print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from .demo import summary_table
+    from .evaluation import evaluate
+
+    suites = [s.strip() for s in a.suite.split(",") if s.strip()]
+    m = evaluate(a.checkpoint, a.out, baseline=a.baseline, suites=suites, device=a.device,
+                 n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, progress=not a.quiet)
+    print(summary_table(m))
+    print(f"metrics: {Path(a.out) / 'metrics.json'}")
+
+
+def cmd_sample(a: argparse.Namespace) -> None:
+    import torch
+
+    from .config import config_from_dict
+    from .energy import ClassifierEnergy
+    from .images import save_grid
+    from .sampling import fresh_chains
+    from .training import load, make_sampler
+    from .utils import make_generator, resolve_device
+
+    device = resolve_device(a.device)
+    model = load(a.checkpoint, device=device)
+    cfg = config_from_dict(model.record["config"]).sampler
+    if a.steps is not None:
+        cfg.steps = a.steps
+    y = None
+    if a.cls is not None:
+        if not 0 <= a.cls < model.num_classes:
+            raise ValueError(f"--class must be in [0, {model.num_classes - 1}], got {a.cls}")
+        y = torch.full((a.n,), a.cls, dtype=torch.long, device=device)
+    energy = ClassifierEnergy(model, model.record.get("temperature", 1.0))
+    x = fresh_chains(energy, make_sampler(cfg), a.n, model.input_shape, y=y,
+                     generator=make_generator(device, a.seed), device=device)
+    print(f"wrote {save_grid(x, a.out)} ({a.n} samples, {cfg.steps} {cfg.name} steps)")
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    from .report import write_report
+
+    html, md = write_report(a.dir)
+    print(f"report: {html}\n        {md}")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from .demo import run_demo, summary_table
+
+    m = run_demo(a.out, a.set, overwrite=a.overwrite, progress=not a.quiet)
+    print(summary_table(m))
+    print(f"report: {Path(a.out).resolve() / 'report.html'}")
+
+
+def cmd_presets(a: argparse.Namespace) -> None:
+    from .config import preset_description, preset_names
+
+    for name in preset_names():
+        print(f"{name:<20} {preset_description(name)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jemkit", description="Train, sample and evaluate classifiers as energy-based models (JEM).")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    sets = dict(action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. optim.lr=3e-4 (repeatable)")
+
+    t = sub.add_parser("train", help="train a model from a preset into a run directory")
+    t.add_argument("--preset", required=True, help="preset name (see `jemkit presets`)")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--set", **sets)
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint (a run directory means its latest checkpoint)")
+    e.add_argument("checkpoint")
+    e.add_argument("--out", required=True, help="output directory for metrics.json and plots")
+    e.add_argument("--baseline", help="checkpoint of the discriminative baseline to compare against")
+    e.add_argument("--suite", default="accuracy,calibration,ood,samples", help="comma-separated suites (default: all)")
+    e.add_argument("--n-ood", type=int, default=1000, help="examples per OOD set (default 1000)")
+    e.add_argument("--sample-steps", type=int, default=None, help="SGLD steps for sample grids (default: the training sampler's)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="draw a grid of samples from fresh chains")
+    s.add_argument("checkpoint")
+    s.add_argument("--out", required=True, help="PNG file to write")
+    s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
+    s.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training sampler's)")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("report", help="write report.html and report.md for an eval directory")
+    r.add_argument("dir")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("demo", help="train JEM + baseline on the embedded digits, evaluate, report")
+    d.add_argument("--out", default="jemkit-demo", help="output directory (default ./jemkit-demo)")
+    d.add_argument("--set", **sets)
+    d.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    ps = sub.add_parser("presets", help="list training presets")
+    ps.set_defaults(func=cmd_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EXPECTED_ERRORS as err:
+        if args.debug:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"jemkit: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Typed configs: one dataclass per component, composed in ``Config``, loaded from YAML presets
+(``jemkit/presets/*.yaml``, partial dicts over the defaults) and overridden by dotted keys
+(``--set optim.lr=3e-4``). The resolved config is saved with every run and checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .utils import closest
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | fashion-mnist
+    root: str | None = None  # where to look first for the files (datasets that are not embedded)
+    download: bool = True  # last resort: torchvision's download, for users with a network
+    batch_size: int = 64
+    input_noise: float = 0.03  # JEM: train inputs get N(0, σ²) noise
+    test_fraction: float = 0.2  # digits only: held-out stratified split
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "cnn"  # cnn | wrn
+    width: int = 32  # cnn
+    depth: int = 28  # wrn
+    widen: int = 10  # wrn
+    norm: str = "none"  # none | batch | layer | instance
+    dropout: float = 0.0
+    activation: str = "leaky_relu"  # cnn: leaky_relu | silu | relu
+    temperature: float = 1.0  # E(x) = −T logsumexp(f/T)
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "sgld"  # sgld | langevin
+    steps: int = 20
+    step_size: float = 1.0
+    noise: float = 0.01  # sgld only: JEM's decoupled noise std
+    eval_mode: bool = True  # sample with the net in eval mode (JEM); False keeps train-mode BN (JEM++)
+
+
+@dataclass
+class BufferConfig:
+    size: int = 10000
+    reinit: float = 0.05
+    init: str = "uniform"
+    conditional: bool = False  # one segment per class (p(x|y) variant)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | sgd
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    warmup: int = 1000  # linear warmup iterations
+    decay_at: list[float] = field(default_factory=list)  # fractions of training where lr *= decay
+    decay: float = 0.3
+
+
+@dataclass
+class TrainConfig:
+    objective: str = "jem"  # jem | ce
+    steps: int = 2000
+    pyx_weight: float = 1.0
+    px_weight: float = 1.0
+    energy_l2: float = 0.0
+    log_every: int = 50
+    eval_every: int = 500
+    sample_every: int = 500
+    checkpoint_every: int = 0  # 0: only at the end
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class Config:
+    preset: str = "custom"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConfigError(ValueError):
+    """An unknown key, a value of the wrong type, or an unknown preset."""
+
+
+# ---------------------------------------------------------------- coercion and merging
+
+def _coerce(value, tp, key: str):
+    """Check/convert a YAML value to the annotated field type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, item, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp}")
+
+
+def _merge(obj, updates: dict, prefix: str = ""):
+    """Return a copy of dataclass ``obj`` with nested ``updates`` applied and type-checked."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {updates!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in fields(obj)}
+    changes = {}
+    for key, value in updates.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{prefix}{key}'{closest(key, names)}; valid: {sorted(names)}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            changes[key] = _merge(current, value, f"{prefix}{key}.")
+        else:
+            changes[key] = _coerce(value, hints[key], prefix + key)
+    return dataclasses.replace(obj, **changes)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``key.sub=value`` strings; values are parsed as YAML (``3e-4``, ``true``, ``[0.5, 0.8]``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, str) and raw.strip().lower() in {"none", "null", "~"}:
+            value = None
+        nested: dict = {}
+        node = nested
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+        cfg = _merge(cfg, nested)
+    return cfg
+
+
+def config_from_dict(d: dict) -> Config:
+    return _merge(Config(), d)
+
+
+# ---------------------------------------------------------------- presets
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("jemkit.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_description(name: str) -> str:
+    text = resources.files("jemkit.presets").joinpath(f"{name}.yaml").read_text()
+    first = text.splitlines()[0] if text else ""
+    return first.lstrip("# ").strip()
+
+
+def load_preset(name: str, overrides: list[str] = ()) -> Config:
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset '{name}'{closest(name, names)}; available: {', '.join(names)}")
+    d = yaml.safe_load(resources.files("jemkit.presets").joinpath(f"{name}.yaml").read_text()) or {}
+    cfg = _merge(Config(), d)
+    cfg = dataclasses.replace(cfg, preset=name)
+    return apply_overrides(cfg, list(overrides))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path) -> Config:
+    return config_from_dict(yaml.safe_load(Path(path).read_text()) or {})

@@ -1,0 +1,101 @@
+"""Fashion-MNIST (Xiao et al. 2017) from its original IDX files, read by torchvision.
+
+Search order: a user-given root, then /usr/share/datasets/fashion-mnist (Debian's
+``dataset-fashion-mnist``), then torchvision's download (for users with a network).
+A directory counts if it holds the four IDX files (``.gz`` or not) flat or in torchvision's
+``FashionMNIST/raw/`` layout. Compressed files are unpacked once into a cache directory.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+from torchvision.datasets import FashionMNIST
+
+from .base import DatasetNotFound, ImageData, uint8_to_unit
+
+SYSTEM_ROOT = Path("/usr/share/datasets/fashion-mnist")
+FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JEMKIT_CACHE", Path.home() / ".cache" / "jemkit"))
+
+
+def _find_files(directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in ``directory`` (flat or FashionMNIST/raw), plain or gzipped; None if incomplete."""
+    for d in (directory, directory / "FashionMNIST" / "raw"):
+        found = {}
+        for name in FILES:
+            for candidate in (d / name, d / f"{name}.gz"):
+                if candidate.is_file():
+                    found[name] = candidate
+                    break
+        if len(found) == len(FILES):
+            return found
+    return None
+
+
+def _stage(files: dict[str, Path], dest_root: Path) -> Path:
+    """Lay the files out as torchvision expects (dest_root/FashionMNIST/raw/<name>), unpacking .gz."""
+    raw = dest_root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, src in files.items():
+        dst = raw / name
+        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        tmp = raw / f".{name}.tmp"
+        with (gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb")) as fi, open(tmp, "wb") as fo:
+            shutil.copyfileobj(fi, fo)
+        os.replace(tmp, dst)
+    return dest_root
+
+
+def _torchvision_root(root: str | None, download: bool) -> Path:
+    looked = []
+    for directory in [Path(root).expanduser() if root else None, SYSTEM_ROOT]:
+        if directory is None:
+            continue
+        looked.append(str(directory))
+        files = _find_files(directory)
+        if files is None:
+            continue
+        if all(p.parent == directory / "FashionMNIST" / "raw" and p.suffix != ".gz" for p in files.values()):
+            return directory  # already torchvision's layout
+        return _stage(files, cache_dir() / "fashion-mnist")
+    if download:
+        dest = cache_dir() / "fashion-mnist"
+        looked.append(f"{dest} (torchvision download)")
+        try:
+            FashionMNIST(str(dest), train=True, download=True)
+            return dest
+        except Exception as err:  # no network, or a server error: report below with the rest
+            reason = f" The download failed: {err}."
+    else:
+        reason = " Download was disabled (data.download=false)."
+    raise DatasetNotFound(
+        "Fashion-MNIST was not found. jemkit looked for the four IDX files "
+        f"({', '.join(FILES)}, optionally .gz) in: {'; '.join(looked)}.{reason} "
+        "To get the data: on Debian/Ubuntu run `apt-get install dataset-fashion-mnist` (installs them in "
+        f"{SYSTEM_ROOT}), or download the files from the Fashion-MNIST repository "
+        "(github.com/zalandoresearch/fashion-mnist) into a folder and pass it with "
+        "`--set data.root=FOLDER`, or run once with network access so torchvision can download them."
+    )
+
+
+def load_fashion_mnist(root: str | None = None, download: bool = True, **_) -> ImageData:
+    """The standard 60,000 / 10,000 split as (N, 1, 28, 28) float32 in [−1, 1] (x/255·2 − 1)."""
+    tv_root = _torchvision_root(root, download)
+    train = FashionMNIST(str(tv_root), train=True, download=False)
+    test = FashionMNIST(str(tv_root), train=False, download=False)
+    return ImageData(
+        name="fashion-mnist",
+        x_train=uint8_to_unit(train.data).unsqueeze(1), y_train=train.targets.long(),
+        x_test=uint8_to_unit(test.data).unsqueeze(1), y_test=test.targets.long(),
+        num_classes=10,
+        class_names=list(CLASSES),
+        preprocessing={"range": [-1.0, 1.0], "scaling": "pixel / 255 * 2 - 1", "layout": "NCHW"},
+    )

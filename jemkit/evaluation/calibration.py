@@ -1,0 +1,49 @@
+"""Calibration of p(y|x): expected calibration error (ECE) and the reliability diagram.
+
+ECE = Σ_b (|B_b| / N) · |acc(B_b) − conf(B_b)| over equal-width confidence bins
+(20 bins, JEM++'s protocol), computed with torchmetrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+
+def expected_calibration_error(logits: Tensor, y: Tensor, bins: int = 20) -> float:
+    return multiclass_calibration_error(logits.softmax(1), y, num_classes=logits.shape[1], n_bins=bins, norm="l1").item()
+
+
+def reliability_bins(logits: Tensor, y: Tensor, bins: int = 20) -> dict[str, list[float]]:
+    """Per equal-width confidence bin: mean confidence, accuracy, and count (empty bins → NaN)."""
+    conf, pred = logits.softmax(1).max(1)
+    correct = (pred == y).float()
+    idx = torch.clamp((conf * bins).long(), max=bins - 1)  # bin b holds conf in [b/bins, (b+1)/bins)
+    count = torch.bincount(idx, minlength=bins).float()
+    acc = torch.bincount(idx, weights=correct, minlength=bins) / count
+    mean_conf = torch.bincount(idx, weights=conf, minlength=bins) / count
+    return {"confidence": mean_conf.tolist(), "accuracy": acc.tolist(), "count": count.tolist()}
+
+
+def plot_reliability(rel: dict, ece: float, path: str | Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = len(rel["count"])
+    edges = torch.linspace(0, 1, bins + 1)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    acc = [a if a == a else 0.0 for a in rel["accuracy"]]
+    ax.bar(edges[:-1], acc, width=1 / bins, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    gap = [c - a if c == c else 0.0 for c, a in zip(rel["confidence"], acc)]
+    ax.bar(edges[:-1], gap, bottom=acc, width=1 / bins, align="edge", color="red", alpha=0.3, label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max p(y|x))", ylabel="accuracy", title=f"{title}\nECE = {ece:.4f}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

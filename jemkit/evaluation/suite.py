@@ -1,0 +1,152 @@
+"""Evaluation suites by name, run on a checkpoint (and its baseline) into one metrics.json.
+
+Each suite is ``suite(ctx) -> dict`` of nested metrics, and may write PNGs into the output
+directory (file names prefixed ``baseline_`` for the baseline). ``evaluate`` merges them:
+the model's metrics at the top level of metrics.json, the baseline's under ``baseline``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import config_from_dict
+from ..data import ImageData, load_dataset, ood_sets
+from ..energy import ClassifierEnergy
+from ..images import save_grid
+from ..model import Classifier
+from ..sampling import fresh_chains
+from ..training.checkpoint import load, load_buffer
+from ..training.steps import make_sampler
+from ..utils import closest, make_generator, resolve_device
+from .calibration import expected_calibration_error, plot_reliability, reliability_bins
+from .classification import classification_metrics, predict_logits
+from .ood import auroc, ood_scores, plot_histograms
+
+
+@dataclass
+class EvalContext:
+    model: Classifier
+    data: ImageData
+    out_dir: Path
+    label: str  # "model" or "baseline"
+    seed: int = 0
+    n_ood: int = 1000
+    sample_steps: int | None = None  # None: the checkpoint's training sampler steps
+    ece_bins: int = 20
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.label == "model" else f"{self.label}_"
+
+    @cached_property
+    def energy(self) -> ClassifierEnergy:
+        return ClassifierEnergy(self.model, self.model.record.get("temperature", 1.0))
+
+    @cached_property
+    def logits(self) -> torch.Tensor:
+        return predict_logits(self.model, self.data.x_test)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return make_generator(self.data.x_test.device, self.seed + offset)
+
+
+def suite_accuracy(ctx: EvalContext) -> dict:
+    return classification_metrics(ctx.logits, ctx.data.y_test)
+
+
+def suite_calibration(ctx: EvalContext) -> dict:
+    ece = expected_calibration_error(ctx.logits, ctx.data.y_test, ctx.ece_bins)
+    rel = reliability_bins(ctx.logits, ctx.data.y_test, ctx.ece_bins)
+    plot_reliability(rel, ece, ctx.out_dir / f"{ctx.prefix}reliability.png", f"{ctx.label}: reliability diagram")
+    return {"calibration": {"ece": ece, "bins": ctx.ece_bins}}
+
+
+def suite_ood(ctx: EvalContext) -> dict:
+    gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
+    sets = ood_sets(ctx.data, ctx.n_ood, generator=gen)
+    x_in = ctx.data.x_test[: ctx.n_ood]
+    scores_in = ood_scores(ctx.energy, x_in)
+    scores_out, result = {}, {}
+    for name, x in tqdm(sets.items(), desc=f"ood ({ctx.label})", disable=not ctx.progress, leave=False):
+        scores_out[name] = ood_scores(ctx.energy, x)
+        result[name] = {s: auroc(scores_in[s], scores_out[name][s]) for s in scores_in}
+    plot_histograms(scores_in, scores_out, ctx.out_dir / f"{ctx.prefix}ood_histograms.png", f"{ctx.label}: OOD scores")
+    return {"ood": result}
+
+
+def suite_samples(ctx: EvalContext) -> dict:
+    """Class-conditional grid from fresh chains (one row per class), plus the saved replay buffer."""
+    cfg = config_from_dict(ctx.model.record["config"]).sampler
+    if ctx.sample_steps is not None:
+        cfg.steps = ctx.sample_steps
+    sampler, k, per_class = make_sampler(cfg), ctx.model.num_classes, 10
+    device = ctx.data.x_test.device
+    y = torch.arange(k, device=device).repeat_interleave(per_class)
+    x = fresh_chains(ctx.energy, sampler, len(y), ctx.model.input_shape, y=y, generator=ctx.generator(1), device=device)
+    save_grid(x, ctx.out_dir / f"{ctx.prefix}samples_class_conditional.png", nrow=per_class)
+    with torch.no_grad():
+        correct = (predict_logits(ctx.model, x).argmax(1) == y).float().mean().item()
+        e_fresh = ctx.energy(x).mean().item()
+        e_test = ctx.energy(ctx.data.x_test[:500]).mean().item()
+    result = {"steps": cfg.steps, "class_agreement": correct, "energy_fresh": e_fresh, "energy_test": e_test}
+    buffer = load_buffer(ctx.model.checkpoint_path)
+    if buffer is not None:
+        save_grid(buffer[:100], ctx.out_dir / f"{ctx.prefix}samples_replay_buffer.png", nrow=10)
+        with torch.no_grad():
+            result["energy_buffer"] = ctx.energy(buffer[:500].to(device)).mean().item()
+    return {"samples": result}
+
+
+SUITES = {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples}
+DEFAULT_SUITES = tuple(SUITES)
+
+
+def check_suites(names: list[str]) -> list[str]:
+    for n in names:
+        if n not in SUITES:
+            raise ValueError(f"unknown suite '{n}'{closest(n, SUITES)}; available: {', '.join(SUITES)}")
+    return list(names)
+
+
+def dataset_for(model: Classifier, device: torch.device) -> ImageData:
+    """The dataset (and test split) a checkpoint was trained on, from its record."""
+    d = model.record["config"]["data"]
+    return load_dataset(d["name"], root=d.get("root"), download=d.get("download", True),
+                        test_fraction=d.get("test_fraction", 0.2), split_seed=d.get("split_seed", 0)).to(device)
+
+
+def evaluate_model(checkpoint: str | Path, out_dir: Path, label: str, suites: list[str], device: torch.device, **options) -> dict:
+    model = load(checkpoint, device=device)
+    ctx = EvalContext(model, dataset_for(model, device), out_dir, label, **options)
+    metrics = {"checkpoint": model.checkpoint_path, "run_dir": str(Path(model.checkpoint_path).parent.parent), "dataset": ctx.data.name}
+    for name in tqdm(suites, desc=f"eval ({label})", disable=not ctx.progress):
+        metrics.update(SUITES[name](ctx))
+    return metrics
+
+
+def evaluate(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    baseline: str | Path | None = None,
+    suites: list[str] = DEFAULT_SUITES,
+    device: str = "auto",
+    **options,
+) -> dict:
+    """Run ``suites`` on ``checkpoint`` (and ``baseline``); write ``out_dir/metrics.json``; return it."""
+    suites = check_suites(list(suites))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    metrics = evaluate_model(checkpoint, out_dir, "model", suites, dev, **options)
+    if baseline is not None:
+        metrics["baseline"] = evaluate_model(baseline, out_dir, "baseline", suites, dev, **options)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,228 @@
+"""Turn a ``jemkit eval`` output directory into a self-contained report.
+
+``write_report(eval_dir)`` reads ``eval_dir/metrics.json`` (and, when present,
+the training run directories it points to), then writes two files:
+
+* ``report.html`` -- fully self-contained: inline CSS, images embedded as
+  ``data:image/png;base64,...``, no scripts, no external URLs.
+* ``report.md`` -- the same content in Markdown, referencing images by their
+  filename relative to ``eval_dir``.
+
+Before the images are collected, training curves are plotted from each run's
+``metrics.csv`` (``training_curves_<label>.png``) and the last sample grid of
+each run's ``samples/`` folder is copied in (``final_samples_<label>.png``), so
+every image the report shows lives in ``eval_dir``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+_SKIP_KEYS = {"baseline", "checkpoint", "run_dir"}
+_CURVE_PANELS = (("loss", ("loss", "ce")), ("accuracy", ("acc", "test_acc")),
+                 ("energy", ("e_data", "e_sample", "gap")), ("learning rate", ("lr",)))
+_CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .6em}"
+        "td.num{text-align:right;font-family:monospace}figure{margin:1em 0}"
+        "img{max-width:100%}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, float | None]:
+    """Dotted key -> value for every numeric (or null) leaf of a nested dict."""
+    out: dict[str, float | None] = {}
+    if not isinstance(tree, dict):
+        return out
+    for key, value in tree.items():
+        if not prefix and key in _SKIP_KEYS:
+            continue
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[dotted] = value
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    """Four decimals (scientific for very small/large magnitudes); missing -> em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    if value == 0 or not math.isfinite(value) or 1e-3 <= abs(value) < 1e6:
+        return f"{value:.4f}"
+    return f"{value:.4e}"
+
+
+def _metric_rows(metrics: dict) -> tuple[list[tuple[str, str, str]], bool]:
+    """Table rows (key, model, baseline) and whether a baseline exists."""
+    baseline = metrics.get("baseline")
+    has_base = isinstance(baseline, dict)
+    model, base = _flatten(metrics), _flatten(baseline if has_base else {})
+    keys = list(model) + [k for k in base if k not in model]
+    return [(k, _fmt(model.get(k)), _fmt(base.get(k))) for k in keys], has_base
+
+
+def _read_csv_columns(csv_path: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Column -> (steps, values) for every numeric cell of rows with a numeric step."""
+    cols: dict[str, tuple[list[float], list[float]]] = {}
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                step = float(row.get("step") or "")
+            except ValueError:
+                continue
+            for name, cell in row.items():
+                try:
+                    value = float(cell)
+                except (TypeError, ValueError):
+                    continue
+                if name and name != "step" and math.isfinite(value):
+                    xs, ys = cols.setdefault(name, ([], []))
+                    xs.append(step)
+                    ys.append(value)
+    return cols
+
+
+def plot_training_curves(csv_path: str | Path, out_png: str | Path) -> Path | None:
+    """Plot loss/accuracy/energy/lr columns of a run's metrics.csv against step.
+
+    Returns the written PNG path, or None when the CSV is missing, unreadable or
+    has no plottable column.
+    """
+    try:
+        cols = _read_csv_columns(Path(csv_path))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return None
+    panels = [(title, [c for c in names if c in cols]) for title, names in _CURVE_PANELS]
+    panels = [(title, names) for title, names in panels if names]
+    if not panels:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(panels), 3.2), layout="constrained")
+    for ax, (title, names) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for name in names:
+            ax.plot(*cols[name], label=name, marker="." if len(cols[name][0]) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize="small")
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def _runs(metrics: dict) -> list[tuple[str, Path]]:
+    """(label, run_dir) for the model and the baseline, when the directory exists."""
+    found = []
+    baseline = metrics.get("baseline")
+    for label, entry in (("model", metrics), ("baseline", baseline)):
+        run_dir = entry.get("run_dir") if isinstance(entry, dict) else None
+        if isinstance(run_dir, str) and run_dir and Path(run_dir).is_dir():
+            found.append((label, Path(run_dir)))
+    return found
+
+
+def _caption(png: Path) -> str:
+    """Human-readable caption derived from an image filename."""
+    stem = png.stem
+    for prefix, text in (("final_samples_", "final training samples (replay buffer)"),
+                         ("training_curves_", "training curves")):
+        if stem.startswith(prefix):
+            return f"{text} — {stem[len(prefix):]}"
+    return stem.replace("_", " ")
+
+
+def _prepare_images(eval_dir: Path, runs: list[tuple[str, Path]]) -> list[Path]:
+    """Plot curves, copy each run's last sample grid, return all PNGs in eval_dir."""
+    for label, run_dir in runs:
+        plot_training_curves(run_dir / "metrics.csv", eval_dir / f"training_curves_{label}.png")
+        samples = sorted((run_dir / "samples").glob("*.png"))
+        if samples:
+            shutil.copyfile(samples[-1], eval_dir / f"final_samples_{label}.png")
+    return sorted(p for p in eval_dir.glob("*.png") if p.is_file())
+
+
+def _configs(runs: list[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """(label, YAML text) of each run's resolved config.yaml."""
+    out = []
+    for label, run_dir in runs:
+        try:
+            out.append((label, (run_dir / "config.yaml").read_text()))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def _render_html(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
+                 images: list[Path], configs: list[tuple[str, str]]) -> str:
+    """The self-contained HTML document."""
+    e = html.escape
+    cols = ["metric", "model"] + (["baseline"] if has_base else [])
+    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>jemkit report</title>',
+             f"<style>{_CSS}</style></head><body>", "<h1>jemkit report</h1><ul>"]
+    parts += [f"<li><b>{e(k)}:</b> {e(v)}</li>" for k, v in header]
+    parts += ["</ul><h2>Metrics</h2><table>",
+              "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
+    for key, model, base in rows:
+        cells = [model] + ([base] if has_base else [])
+        parts.append(f"<tr><td>{e(key)}</td>"
+                     + "".join(f'<td class="num">{e(c)}</td>' for c in cells) + "</tr>")
+    parts.append("</table><h2>Figures</h2>")
+    for png in images:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        cap = e(_caption(png))
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{cap}">'
+                     f"<figcaption>{cap}</figcaption></figure>")
+    parts.append("<h2>Configuration</h2>")
+    for label, text in configs:
+        parts.append(f"<h3>{e(label)}</h3><pre>{e(text)}</pre>")
+    return "\n".join(parts + ["</body></html>", ""])
+
+
+def _render_md(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
+               images: list[Path], configs: list[tuple[str, str]]) -> str:
+    """The Markdown document (images referenced by filename)."""
+    cols = ["metric", "model"] + (["baseline"] if has_base else [])
+    lines = ["# jemkit report", ""] + [f"- **{k}:** {v}" for k, v in header]
+    lines += ["", "## Metrics", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for key, model, base in rows:
+        cells = [key.replace("|", "\\|"), model] + ([base] if has_base else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Figures", ""]
+    lines += [f"![{_caption(p)}]({p.name})\n" for p in images]
+    lines += ["## Configuration", ""]
+    for label, text in configs:
+        fence = "`" * max(3, max((len(r) for r in text.split("\n") if set(r) == {"`"}), default=0) + 1)
+        lines += [f"### {label}", "", f"{fence}yaml", text.rstrip("\n"), fence, ""]
+    return "\n".join(lines)
+
+
+def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into eval_dir; return (html_path, md_path)."""
+    eval_dir = Path(eval_dir)
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
+    header = [("dataset", str(metrics.get("dataset", "—"))),
+              ("checkpoint", str(metrics.get("checkpoint", "—")))]
+    if baseline:
+        header.append(("baseline checkpoint", str(baseline.get("checkpoint", "—"))))
+    header.append(("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    rows, has_base = _metric_rows(metrics)
+    runs = _runs(metrics)
+    images = _prepare_images(eval_dir, runs)
+    configs = _configs(runs)
+    html_path, md_path = eval_dir / "report.html", eval_dir / "report.md"
+    html_path.write_text(_render_html(header, rows, has_base, images, configs), encoding="utf-8")
+    md_path.write_text(_render_md(header, rows, has_base, images, configs), encoding="utf-8")
+    return html_path, md_path

@@ -1,0 +1,165 @@
+"""Tests for jemkit.report: HTML/Markdown report from a fake evaluation directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from jemkit.report import plot_training_curves, write_report
+
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+CONFIG_TEXT = "model:\n  net: small_cnn\ntrain:\n  steps: 20\n  lr: 0.001\n"
+
+
+def _png(path: Path, value: float = 0.0) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1], [value, 1 - value])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=20)
+    return path
+
+
+def _run_dir(root: Path, name: str, config: str = CONFIG_TEXT) -> Path:
+    run = root / name
+    (run / "samples").mkdir(parents=True)
+    (run / "config.yaml").write_text(config)
+    (run / "metrics.csv").write_text(
+        "step,loss,ce,acc,e_data,e_sample,gap,lr,test_acc\n"
+        "10,2.0,1.5,0.5,-1.0,0.5,1.5,0.001,\n"
+        "15,,,,,,,,0.6\n"
+        "20,1.0,0.8,0.8,-2.0,0.1,2.1,0.001,0.85\n")
+    _png(run / "samples" / "step_000010.png", 0.1)
+    _png(run / "samples" / "step_000020.png", 0.9)
+    return run
+
+
+def _metrics(run_dir: str, baseline: dict | None) -> dict:
+    m = {"checkpoint": f"{run_dir}/checkpoints/step_000020.safetensors", "run_dir": run_dir,
+         "dataset": "digits", "accuracy": 0.95123, "nll": 0.17, "calibration": {"ece": 0.031, "bins": 20},
+         "ood": {"uniform": {"logp": 0.99, "maxprob": 0.9, "gradnorm": None},
+                 "flip": {"logp": 0.7, "maxprob": 0.6, "gradnorm": 0.65}},
+         "sampling": {"mean_energy": -3.5, "note": "text is skipped", "flags": [1, 2]}}
+    if baseline is not None:
+        m["baseline"] = baseline
+    return m
+
+
+def _img_payloads(html_text: str) -> list[bytes]:
+    return [base64.b64decode(p) for p in
+            re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html_text)]
+
+
+def _row(html_text: str, key: str) -> str:
+    m = re.search(rf"<tr><td>{re.escape(key)}</td>(.*?)</tr>", html_text)
+    assert m, f"no table row for {key}"
+    return m.group(1)
+
+
+@pytest.fixture
+def eval_with_baseline(tmp_path: Path) -> Path:
+    run = _run_dir(tmp_path, "run")
+    base = _run_dir(tmp_path, "base_run", config="model:\n  net: baseline_net\n")
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    baseline = {"checkpoint": f"{base}/ckpt.safetensors", "run_dir": str(base), "accuracy": 0.97,
+                "nll": 0.1, "calibration": {"ece": 0.02, "bins": 20},
+                "ood": {"uniform": {"logp": 0.5, "maxprob": 0.88}},  # gradnorm, flip absent
+                "extra_only_in_baseline": 1.5}
+    (ev / "metrics.json").write_text(json.dumps(_metrics(str(run), baseline)))
+    _png(ev / "reliability.png")
+    _png(ev / "ood_histograms.png")
+    return ev
+
+
+def test_report_with_baseline(eval_with_baseline: Path) -> None:
+    ev = eval_with_baseline
+    html_path, md_path = write_report(ev)
+    assert html_path == ev / "report.html" and md_path == ev / "report.md"
+    html_text, md = html_path.read_text(), md_path.read_text()
+
+    assert "jemkit report" in html_text and "digits" in html_text
+    assert "step_000020.safetensors" in html_text and "ckpt.safetensors" in html_text
+    assert "<table>" in html_text and "<th>baseline</th>" in html_text
+    expected = {"accuracy": ("0.9512", "0.9700"), "nll": ("0.1700", "0.1000"),
+                "calibration.ece": ("0.0310", "0.0200"), "calibration.bins": ("20", "20"),
+                "ood.uniform.logp": ("0.9900", "0.5000"), "ood.uniform.maxprob": ("0.9000", "0.8800"),
+                "ood.uniform.gradnorm": ("—", "—"), "ood.flip.gradnorm": ("0.6500", "—"),
+                "sampling.mean_energy": ("-3.5000", "—"), "extra_only_in_baseline": ("—", "1.5000")}
+    for key, (model, base) in expected.items():
+        assert _row(html_text, key) == f'<td class="num">{model}</td><td class="num">{base}</td>'
+        assert f"| {key} | {model} | {base} |" in md
+    for excluded in ("checkpoint", "run_dir", "dataset", "sampling.note", "sampling.flags", "baseline."):
+        assert f"<tr><td>{excluded}" not in html_text
+        assert f"| {excluded}" not in md
+
+    # training curves and final sample grids were produced in eval_dir
+    for name in ("training_curves_model.png", "training_curves_baseline.png",
+                 "final_samples_model.png", "final_samples_baseline.png"):
+        assert (ev / name).read_bytes().startswith(PNG_SIG)
+    assert (ev / "final_samples_model.png").read_bytes() == (ev.parent / "run/samples/step_000020.png").read_bytes()
+
+    pngs = sorted(p.name for p in ev.glob("*.png"))
+    assert len(pngs) == 6
+    payloads = _img_payloads(html_text)
+    assert len(payloads) == html_text.count("<img ") == len(pngs)
+    assert all(p.startswith(PNG_SIG) for p in payloads)
+    assert payloads == [(ev / n).read_bytes() for n in pngs]  # sorted order
+    assert "final training samples (replay buffer)" in html_text
+    for name in pngs:
+        assert re.search(rf"!\[[^\]]+\]\({re.escape(name)}\)", md), name
+    assert "![reliability](reliability.png)" in md
+
+    assert "http://" not in html_text and "https://" not in html_text
+    assert "<script" not in html_text.lower() and "<link" not in html_text.lower()
+    assert "<pre>model:\n  net: small_cnn" in html_text and "net: baseline_net" in html_text
+    assert "```yaml\nmodel:\n  net: small_cnn" in md
+
+
+def test_report_without_baseline_and_missing_run_dir(tmp_path: Path) -> None:
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "metrics.json").write_text(json.dumps(_metrics(str(tmp_path / "does_not_exist"), None)))
+    _png(ev / "reliability.png")
+    html_path, md_path = write_report(ev)
+    html_text, md = html_path.read_text(), md_path.read_text()
+    assert "baseline" not in html_text.split("<h2>Metrics</h2>")[1].split("</table>")[0]
+    assert _row(html_text, "accuracy") == '<td class="num">0.9512</td>'
+    assert _row(html_text, "ood.uniform.gradnorm") == '<td class="num">—</td>'
+    assert "| metric | model |\n|---|---|\n" in md and "| accuracy | 0.9512 |" in md
+    assert not list(ev.glob("training_curves_*.png")) and not list(ev.glob("final_samples_*"))
+    payloads = _img_payloads(html_text)
+    assert len(payloads) == 1 and payloads[0].startswith(PNG_SIG)
+    assert "<pre>" not in html_text
+
+
+def test_text_is_escaped(tmp_path: Path) -> None:
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    run = _run_dir(tmp_path, "run", config="note: <b>&amp</b>\n")
+    m = _metrics(str(run), None)
+    m["dataset"] = "<script>x</script>"
+    m["weird<key>"] = 1.0
+    (ev / "metrics.json").write_text(json.dumps(m))
+    html_text = write_report(ev)[0].read_text()
+    assert "<script>" not in html_text and "&lt;script&gt;x&lt;/script&gt;" in html_text
+    assert "<tr><td>weird&lt;key&gt;</td>" in html_text
+    assert "note: &lt;b&gt;&amp;amp&lt;/b&gt;" in html_text
+
+
+def test_plot_training_curves(tmp_path: Path) -> None:
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text("step,loss,acc,e_data,note\n1,2.0,0.1,,x\n2,,0.3,-1.0,y\n3,1.0,,-2.0,z\n")
+    out = plot_training_curves(csv_path, tmp_path / "curves.png")
+    assert out == tmp_path / "curves.png" and out.read_bytes().startswith(PNG_SIG)
+    assert plot_training_curves(tmp_path / "missing.csv", tmp_path / "a.png") is None
+    (tmp_path / "empty.csv").write_text("step,note\n1,x\n")
+    assert plot_training_curves(tmp_path / "empty.csv", tmp_path / "b.png") is None
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
