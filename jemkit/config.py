@@ -119,6 +119,11 @@ def _coerce(value, tp, key: str):
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp in (int, float) and isinstance(value, str):
+        try:  # PyYAML reads "3e-4" as a string (YAML 1.1); accept numeric strings for numeric fields
+            value = float(value) if tp is float else int(value)
+        except ValueError:
+            pass
     if tp is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise ConfigError(f"{key} must be an integer, got {value!r}")

@@ -1,0 +1,68 @@
+"""End to end through the command line, on 2 training steps."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jemkit.cli import main
+
+TINY = ["--set", "train.steps=2", "--set", "buffer.size=100", "--set", "model.width=8", "--quiet"]
+
+
+@pytest.mark.slow
+def test_demo_tiny(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "report.html" in printed
+    m = json.loads((out / "metrics.json").read_text())
+    for metrics in (m, m["baseline"]):
+        assert 0 <= metrics["accuracy"] <= 1 and "nll" in metrics
+        assert metrics["calibration"]["bins"] == 20 and 0 <= metrics["calibration"]["ece"] <= 1
+        for ood_set in ("uniform", "flip", "interp"):
+            assert set(metrics["ood"][ood_set]) == {"logp", "maxprob", "gradnorm"}
+    for f in ["report.html", "report.md", "reliability.png", "baseline_reliability.png", "ood_histograms.png",
+              "samples_class_conditional.png", "samples_replay_buffer.png"]:
+        assert (out / f).is_file(), f
+    assert (out / "runs" / "jem" / "config.yaml").is_file() and (out / "runs" / "jem" / "metrics.csv").is_file()
+
+
+@pytest.mark.slow
+def test_train_eval_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-jem", "--out", str(run), "--set", "train.log_every=1", *TINY]) == 0
+    assert (run / "config.yaml").is_file() and list((run / "samples").glob("*.png"))
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 3
+
+    assert main(["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "accuracy,calibration", "--quiet"]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert "accuracy" in m and "ood" not in m
+
+    assert main(["sample", str(run), "--out", str(tmp_path / "s.png"), "--class", "3", "--steps", "2", "-n", "4"]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a second train into the same directory is refused without --overwrite
+    capsys.readouterr()
+    assert main(["train", "--preset", "digits-jem", "--out", str(run), *TINY]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["train", "--preset", "digits-jem", "--out", str(run), "--overwrite", *TINY]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "digits-jm", "--out", "x"], "did you mean 'digits-jem'"),
+    (["train", "--preset", "digits-jem", "--out", "x", "--set", "optim.lrr=1"], "did you mean 'lr'"),
+    (["eval", "no/such/run", "--out", "x"], "does not exist"),
+    (["sample", "no/such/run", "--out", "x.png"], "does not exist"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "jemkit", "presets"], capture_output=True, text=True, check=True).stdout
+    assert "digits-jem" in out and "fmnist-baseline" in out
