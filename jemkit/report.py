@@ -9,9 +9,9 @@ the training run directories it points to), then writes two files:
   filename relative to ``eval_dir``.
 
 Before the images are collected, training curves are plotted from each run's
-``metrics.csv`` (``training_curves_<label>.png``) and the last sample grid of
-each run's ``samples/`` folder is copied in (``final_samples_<label>.png``), so
-every image the report shows lives in ``eval_dir``.
+``metrics.csv`` (``training_curves.png``, ``baseline_training_curves.png``), so every image
+the report shows lives in ``eval_dir``. Figures of the same kind for the model and the
+baseline (``X.png`` and ``baseline_X.png``) are shown side by side.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from typing import Any
 _SKIP_KEYS = {"baseline", "checkpoint", "run_dir"}
 _CURVE_PANELS = (("loss", ("loss", "ce")), ("accuracy", ("acc", "test_acc")),
                  ("energy", ("e_data", "e_sample", "gap")), ("learning rate", ("lr",)))
-_CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
+_CSS = ("body{font-family:sans-serif;max-width:90em;margin:2em auto;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .6em}"
-        "td.num{text-align:right;font-family:monospace}figure{margin:1em 0}"
+        "td.num{text-align:right;font-family:monospace}figure{margin:1em 0;flex:1 1 0;min-width:0}"
+        ".row{display:flex;gap:1em;align-items:flex-start}"
         "img{max-width:100%}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}")
 
 
@@ -133,24 +134,38 @@ def _runs(metrics: dict) -> list[tuple[str, Path]]:
     return found
 
 
+_FIGURE_ORDER = ("training_curves", "reliability", "ood_histograms", "samples_class_conditional",
+                 "samples_replay_buffer", "training_samples")
+_CAPTIONS = {"training_samples": "last training sample grid (replay buffer)",
+             "samples_replay_buffer": "replay buffer at the checkpoint",
+             "samples_class_conditional": "class-conditional samples, fresh chains (one row per class)"}
+
+
+def _kind(png: Path) -> str:
+    """The figure kind: the file stem without the ``baseline_`` prefix."""
+    return png.stem.removeprefix("baseline_")
+
+
 def _caption(png: Path) -> str:
-    """Human-readable caption derived from an image filename."""
-    stem = png.stem
-    for prefix, text in (("final_samples_", "final training samples (replay buffer)"),
-                         ("training_curves_", "training curves")):
-        if stem.startswith(prefix):
-            return f"{text} — {stem[len(prefix):]}"
-    return stem.replace("_", " ")
+    """Human-readable caption derived from an image filename: '<model|baseline>: <what>'."""
+    label = "baseline" if png.stem.startswith("baseline_") else "model"
+    return f"{label}: {_CAPTIONS.get(_kind(png), _kind(png).replace('_', ' '))}"
 
 
-def _prepare_images(eval_dir: Path, runs: list[tuple[str, Path]]) -> list[Path]:
-    """Plot curves, copy each run's last sample grid, return all PNGs in eval_dir."""
+def _prepare_images(eval_dir: Path, runs: list[tuple[str, Path]]) -> list[list[Path]]:
+    """Plot training curves (and copy a run's last sample grid when the evaluation wrote no buffer grid),
+    then group every PNG in eval_dir by kind: [[model figure, baseline figure], ...] in a fixed order."""
     for label, run_dir in runs:
-        plot_training_curves(run_dir / "metrics.csv", eval_dir / f"training_curves_{label}.png")
+        prefix = "" if label == "model" else f"{label}_"
+        plot_training_curves(run_dir / "metrics.csv", eval_dir / f"{prefix}training_curves.png")
         samples = sorted((run_dir / "samples").glob("*.png"))
-        if samples:
-            shutil.copyfile(samples[-1], eval_dir / f"final_samples_{label}.png")
-    return sorted(p for p in eval_dir.glob("*.png") if p.is_file())
+        if samples and not (eval_dir / f"{prefix}samples_replay_buffer.png").is_file():
+            shutil.copyfile(samples[-1], eval_dir / f"{prefix}training_samples.png")
+    groups: dict[str, list[Path]] = {}
+    for png in sorted(eval_dir.glob("*.png"), key=lambda p: p.stem.startswith("baseline_")):
+        groups.setdefault(_kind(png), []).append(png)
+    rank = {k: i for i, k in enumerate(_FIGURE_ORDER)}
+    return [groups[k] for k in sorted(groups, key=lambda k: (rank.get(k, len(rank)), k))]
 
 
 def _configs(runs: list[tuple[str, Path]]) -> list[tuple[str, str]]:
@@ -165,7 +180,7 @@ def _configs(runs: list[tuple[str, Path]]) -> list[tuple[str, str]]:
 
 
 def _render_html(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
-                 images: list[Path], configs: list[tuple[str, str]]) -> str:
+                 images: list[list[Path]], configs: list[tuple[str, str]]) -> str:
     """The self-contained HTML document."""
     e = html.escape
     cols = ["metric", "model"] + (["baseline"] if has_base else [])
@@ -179,11 +194,14 @@ def _render_html(header: list[tuple[str, str]], rows: list[tuple[str, str, str]]
         parts.append(f"<tr><td>{e(key)}</td>"
                      + "".join(f'<td class="num">{e(c)}</td>' for c in cells) + "</tr>")
     parts.append("</table><h2>Figures</h2>")
-    for png in images:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        cap = e(_caption(png))
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{cap}">'
-                     f"<figcaption>{cap}</figcaption></figure>")
+    for group in images:
+        parts.append('<div class="row">')
+        for png in group:
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            cap = e(_caption(png))
+            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{cap}">'
+                         f"<figcaption>{cap}</figcaption></figure>")
+        parts.append("</div>")
     parts.append("<h2>Configuration</h2>")
     for label, text in configs:
         parts.append(f"<h3>{e(label)}</h3><pre>{e(text)}</pre>")
@@ -191,7 +209,7 @@ def _render_html(header: list[tuple[str, str]], rows: list[tuple[str, str, str]]
 
 
 def _render_md(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
-               images: list[Path], configs: list[tuple[str, str]]) -> str:
+               images: list[list[Path]], configs: list[tuple[str, str]]) -> str:
     """The Markdown document (images referenced by filename)."""
     cols = ["metric", "model"] + (["baseline"] if has_base else [])
     lines = ["# jemkit report", ""] + [f"- **{k}:** {v}" for k, v in header]
@@ -200,7 +218,7 @@ def _render_md(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], 
         cells = [key.replace("|", "\\|"), model] + ([base] if has_base else [])
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""]
-    lines += [f"![{_caption(p)}]({p.name})\n" for p in images]
+    lines += [f"![{_caption(p)}]({p.name})\n" for group in images for p in group]
     lines += ["## Configuration", ""]
     for label, text in configs:
         fence = "`" * max(3, max((len(r) for r in text.split("\n") if set(r) == {"`"}), default=0) + 1)

@@ -75,6 +75,7 @@ def eval_with_baseline(tmp_path: Path) -> Path:
                 "extra_only_in_baseline": 1.5}
     (ev / "metrics.json").write_text(json.dumps(_metrics(str(run), baseline)))
     _png(ev / "reliability.png")
+    _png(ev / "baseline_reliability.png")
     _png(ev / "ood_histograms.png")
     return ev
 
@@ -100,22 +101,26 @@ def test_report_with_baseline(eval_with_baseline: Path) -> None:
         assert f"<tr><td>{excluded}" not in html_text
         assert f"| {excluded}" not in md
 
-    # training curves and final sample grids were produced in eval_dir
-    for name in ("training_curves_model.png", "training_curves_baseline.png",
-                 "final_samples_model.png", "final_samples_baseline.png"):
+    # training curves and last training sample grids were produced in eval_dir
+    for name in ("training_curves.png", "baseline_training_curves.png",
+                 "training_samples.png", "baseline_training_samples.png"):
         assert (ev / name).read_bytes().startswith(PNG_SIG)
-    assert (ev / "final_samples_model.png").read_bytes() == (ev.parent / "run/samples/step_000020.png").read_bytes()
+    assert (ev / "training_samples.png").read_bytes() == (ev.parent / "run/samples/step_000020.png").read_bytes()
 
-    pngs = sorted(p.name for p in ev.glob("*.png"))
-    assert len(pngs) == 6
+    # figures in a fixed order by kind, the model's and the baseline's side by side in one row
+    order = ["training_curves.png", "baseline_training_curves.png", "reliability.png", "baseline_reliability.png",
+             "ood_histograms.png", "training_samples.png", "baseline_training_samples.png"]
+    assert sorted(order) == sorted(p.name for p in ev.glob("*.png"))
     payloads = _img_payloads(html_text)
-    assert len(payloads) == html_text.count("<img ") == len(pngs)
-    assert all(p.startswith(PNG_SIG) for p in payloads)
-    assert payloads == [(ev / n).read_bytes() for n in pngs]  # sorted order
-    assert "final training samples (replay buffer)" in html_text
-    for name in pngs:
+    assert len(payloads) == html_text.count("<img ") == len(order)
+    assert payloads == [(ev / n).read_bytes() for n in order]
+    rows = re.findall(r'<div class="row">(.*?)</div>', html_text, re.S)
+    assert [r.count("<img ") for r in rows] == [2, 2, 1, 2]
+    assert "model: reliability" in rows[1] and "baseline: reliability" in rows[1]
+    assert "model: last training sample grid (replay buffer)" in html_text
+    for name in order:
         assert re.search(rf"!\[[^\]]+\]\({re.escape(name)}\)", md), name
-    assert "![reliability](reliability.png)" in md
+    assert "![model: reliability](reliability.png)" in md
 
     assert "http://" not in html_text and "https://" not in html_text
     assert "<script" not in html_text.lower() and "<link" not in html_text.lower()
@@ -134,7 +139,7 @@ def test_report_without_baseline_and_missing_run_dir(tmp_path: Path) -> None:
     assert _row(html_text, "accuracy") == '<td class="num">0.9512</td>'
     assert _row(html_text, "ood.uniform.gradnorm") == '<td class="num">—</td>'
     assert "| metric | model |\n|---|---|\n" in md and "| accuracy | 0.9512 |" in md
-    assert not list(ev.glob("training_curves_*.png")) and not list(ev.glob("final_samples_*"))
+    assert not list(ev.glob("*training_curves.png")) and not list(ev.glob("*training_samples.png"))
     payloads = _img_payloads(html_text)
     assert len(payloads) == 1 and payloads[0].startswith(PNG_SIG)
     assert "<pre>" not in html_text

@@ -36,10 +36,12 @@ def plot_reliability(rel: dict, ece: float, path: str | Path, title: str) -> Pat
     bins = len(rel["count"])
     edges = torch.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(4, 4))
-    acc = [a if a == a else 0.0 for a in rel["accuracy"]]
+    filled = [n > 0 for n in rel["count"]]  # empty bins are left blank
+    acc = [a if f else 0.0 for a, f in zip(rel["accuracy"], filled)]
+    conf = [c if f else 0.0 for c, f in zip(rel["confidence"], filled)]
     ax.bar(edges[:-1], acc, width=1 / bins, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
-    gap = [c - a if c == c else 0.0 for c, a in zip(rel["confidence"], acc)]
-    ax.bar(edges[:-1], gap, bottom=acc, width=1 / bins, align="edge", color="red", alpha=0.3, label="gap to confidence")
+    ax.bar(edges[:-1], [abs(c - a) for c, a in zip(conf, acc)], bottom=[min(c, a) for c, a in zip(conf, acc)],
+           width=1 / bins, align="edge", color="red", alpha=0.35, hatch="//", label="|confidence − accuracy|")
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max p(y|x))", ylabel="accuracy", title=f"{title}\nECE = {ece:.4f}")
     ax.legend(loc="upper left", fontsize=8)
