@@ -73,7 +73,7 @@ def _torchvision_root(root: str | None, download: bool) -> Path:
             FashionMNIST(str(dest), train=True, download=True)
             return dest
         except Exception as err:  # no network, or a server error: report below with the rest
-            reason = f" The download failed: {err}."
+            reason = f" The download failed: {' '.join(str(err).split())}."
     else:
         reason = " Download was disabled (data.download=false)."
     raise DatasetNotFound(

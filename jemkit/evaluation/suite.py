@@ -7,7 +7,7 @@ the model's metrics at the top level of metrics.json, the baseline's under ``bas
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -38,8 +38,8 @@ class EvalContext:
     n_ood: int = 1000
     sample_steps: int | None = None  # None: the checkpoint's training sampler steps
     ece_bins: int = 20
+    quick: bool = False  # seconds-sized versions of every suite (tests, smoke runs)
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
