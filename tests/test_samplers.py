@@ -104,3 +104,19 @@ def test_fresh_chains_class_conditional(tiny_energy):
 def test_make_sampler_unknown_name():
     with pytest.raises(ValueError, match="did you mean 'sgld'"):
         make_sampler(SamplerConfig(name="sgdl"))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_create_graph_is_differentiable_in_x(name, tiny_energy):
+    """With create_graph=True the chain's output has a gradient w.r.t. its input (finite-difference check)."""
+    tiny_energy = tiny_energy.double()
+    x0 = (torch.rand(3, 16, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    run = lambda x: SAMPLERS[name](tiny_energy, x, steps=3, step_size=0.05, create_graph=True,
+                                   generator=torch.Generator().manual_seed(0))
+    out = run(x0)
+    (g,) = torch.autograd.grad(out.pow(2).sum(), x0)
+    direction = torch.randn_like(x0)
+    h = 1e-5
+    fd = (run(x0.detach() + h * direction).pow(2).sum() - run(x0.detach() - h * direction).pow(2).sum()) / (2 * h)
+    assert torch.allclose((g * direction).sum(), fd, rtol=1e-4)
+    assert all(p.grad is None for p in tiny_energy.parameters())

@@ -32,25 +32,38 @@ def langevin_chain(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     eval_mode: bool = True,
+    create_graph: bool = False,
 ) -> Tensor:
-    """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I)."""
+    """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I).
+
+    ``create_graph=True`` keeps the chain differentiable with respect to its input x (second-order
+    autograd through every step), for attacks that backpropagate through MCMC purification.
+    Parameters still get no gradient.
+    """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if step_size < 0 or noise_std < 0:
         raise ValueError(f"step_size and noise must be >= 0, got {step_size} and {noise_std}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
-    x = x.detach().clone()
+    if not create_graph:
+        x = x.detach().clone()
+    elif not x.requires_grad:
+        x = x.clone().requires_grad_(True)
     with frozen(energy, eval_mode), torch.enable_grad():
         for t in range(steps):
-            x.requires_grad_(True)
+            if not create_graph:
+                x.requires_grad_(True)
             e = energy(x, y)  # (B,)
-            (grad,) = torch.autograd.grad(e.sum(), x)
+            (grad,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x.detach().sub_(grad, alpha=step_size).add_(eps, alpha=noise_std)
+            if create_graph:
+                x = x - step_size * grad + noise_std * eps
+            else:
+                x = x.detach().sub_(grad, alpha=step_size).add_(eps, alpha=noise_std)
             if callback is not None:
                 callback({"step": t, "x": x, "energy": e.detach(), "grad": grad})
-    if not torch.isfinite(x).all():  # one host sync per chain, not per step
+    if not torch.isfinite(x.detach()).all():  # one host sync per chain, not per step
         raise FloatingPointError(
             "Langevin chain produced non-finite samples: the energy or its gradient blew up "
             f"(step_size={step_size}, noise={noise_std}, steps={steps})"
@@ -69,6 +82,7 @@ def sgld(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     eval_mode: bool = True,
+    create_graph: bool = False,
 ) -> Tensor:
     """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·ε.
 
@@ -79,7 +93,7 @@ def sgld(
     """
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=noise,
-        y=y, generator=generator, callback=callback, eval_mode=eval_mode,
+        y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
     )
 
 
@@ -93,6 +107,7 @@ def langevin(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     eval_mode: bool = True,
+    create_graph: bool = False,
 ) -> Tensor:
     """Exact unadjusted Langevin: x ← x − η ∇ₓE(x) + √(2η) ε, ε ~ N(0, I).
 
@@ -101,5 +116,5 @@ def langevin(
     """
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=math.sqrt(2.0 * step_size),
-        y=y, generator=generator, callback=callback, eval_mode=eval_mode,
+        y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
     )
