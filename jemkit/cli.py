@@ -5,14 +5,18 @@ import argparse
 import sys
 from pathlib import Path
 
-EXPECTED_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError, KeyError)
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a stopped run: one line on stderr, exit status 2 (130/143 for signals)."""
+    from .training import DivergenceError
+
+    return (ValueError, TypeError, OSError, FloatingPointError, KeyError, DivergenceError, ImportError)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .config import load_preset
     from .training import train
 
-    r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, progress=not a.quiet)
+    r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
 
 
@@ -86,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--set", **sets)
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out even though its config differs (e.g. more steps); "
+                        "a run with the same config resumes without this flag")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -128,14 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    from .training import TrainingInterrupted
+
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="jemkit: %(message)s", level=logging.WARNING)
     try:
         args.func(args)
-    except EXPECTED_ERRORS as err:
+    except TrainingInterrupted as stop:
+        print(f"jemkit: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    except expected_errors() as err:
         if args.debug:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"jemkit: error: {msg}", file=sys.stderr)
+        print(f"jemkit: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2
     return 0
 

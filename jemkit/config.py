@@ -77,9 +77,29 @@ class TrainConfig:
     log_every: int = 50
     eval_every: int = 500
     sample_every: int = 500
-    checkpoint_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # 0: only at the start and the end
+    keep_last: int = 3  # checkpoints kept (plus the best by test accuracy)
     seed: int = 0
     device: str = "auto"
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU too)
+
+
+@dataclass
+class GuardConfig:
+    """Divergence detection and recovery (see jemkit/training/guard.py)."""
+
+    enabled: bool = True
+    energy_bound: float = 1.0e4  # |E| above this on data or samples is divergence
+    gap_bound: float = 1.0e3  # |E(x_data) − E(x_sampled)| above this
+    grad_bound: float = 1.0e6  # SGLD input-gradient norm (per example, mean) above this
+    acc_drop: float = 0.5  # train accuracy (per log interval) falling this far below its best
+    max_recoveries: int = 3
+    lr_factor: float = 0.5  # on recovery: lr *= lr_factor
+    reset_buffer: bool = True  # on recovery: re-initialize the replay buffer
+    extra_sgld_steps: int = 0  # on recovery: sampler.steps += this
+    inject_nan_at: int = 0  # fault injection (tests): NaN energy at this step (0: off)
+    inject_lr_mult_at: int = 0  # fault injection: multiply lr by inject_lr_mult at this step
+    inject_lr_mult: float = 1.0e4
 
 
 @dataclass
@@ -91,6 +111,7 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,6 +201,61 @@ def config_from_dict(d: dict) -> Config:
     return _merge(Config(), d)
 
 
+# ---------------------------------------------------------------- validation
+
+CHOICES = {
+    "data.name": ("digits", "fashion-mnist"),
+    "model.arch": ("cnn", "wrn"),
+    "model.norm": ("none", "batch", "layer", "instance"),
+    "model.activation": ("leaky_relu", "silu", "relu"),
+    "sampler.name": ("sgld", "langevin"),
+    "buffer.init": ("uniform",),
+    "optim.name": ("adam", "sgd"),
+    "train.objective": ("jem", "ce"),
+}
+POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature", "buffer.size", "train.steps",
+            "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
+            "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
+NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
+                "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
+                "train.seed", "guard.max_recoveries", "guard.extra_sgld_steps", "guard.inject_nan_at",
+                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2"]
+UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
+
+
+def get_dotted(cfg: Config, key: str):
+    obj = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value before anything runs or any file is written; raise ConfigError naming the key."""
+    for key, choices in CHOICES.items():
+        value = get_dotted(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{key}: unknown value '{value}'{closest(str(value), choices)}; choose one of {', '.join(choices)}")
+    for key in POSITIVE:
+        if not get_dotted(cfg, key) > 0:
+            raise ConfigError(f"{key} must be > 0, got {get_dotted(cfg, key)}")
+    for key in NON_NEGATIVE:
+        if not get_dotted(cfg, key) >= 0:
+            raise ConfigError(f"{key} must be >= 0, got {get_dotted(cfg, key)}")
+    for key in UNIT_INTERVAL:
+        if not 0.0 <= get_dotted(cfg, key) <= 1.0:
+            raise ConfigError(f"{key} must be in [0, 1], got {get_dotted(cfg, key)}")
+    if not 0.0 < cfg.data.test_fraction < 1.0:
+        raise ConfigError(f"data.test_fraction must be in (0, 1), got {cfg.data.test_fraction}")
+    if any(not 0.0 < f < 1.0 for f in cfg.optim.decay_at):
+        raise ConfigError(f"optim.decay_at must hold fractions in (0, 1), got {cfg.optim.decay_at}")
+    if cfg.model.arch == "wrn" and (cfg.model.depth - 4) % 6:
+        raise ConfigError(f"model.depth must be 6n+4 for a WRN (e.g. 16, 22, 28), got {cfg.model.depth}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    return cfg
+
+
 # ---------------------------------------------------------------- presets
 
 def preset_names() -> list[str]:
@@ -199,7 +275,7 @@ def load_preset(name: str, overrides: list[str] = ()) -> Config:
     d = yaml.safe_load(resources.files("jemkit.presets").joinpath(f"{name}.yaml").read_text()) or {}
     cfg = _merge(Config(), d)
     cfg = dataclasses.replace(cfg, preset=name)
-    return apply_overrides(cfg, list(overrides))
+    return validate(apply_overrides(cfg, list(overrides)))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -36,11 +36,13 @@ def test_load_round_trip(saved):
 def test_resolve_paths(saved):
     run, _, _ = saved
     ckpts = run / "checkpoints"
-    assert resolve_checkpoint(ckpts / "step_00000005.json") == ckpts / "step_00000005.safetensors"
-    assert resolve_checkpoint(ckpts) == ckpts / "step_00000012.safetensors"
+    assert resolve_checkpoint(ckpts / "step_00000005.json") == ckpts / "step_00000005.json"
+    assert resolve_checkpoint(ckpts / "step_00000005.safetensors") == ckpts / "step_00000005.json"
+    assert resolve_checkpoint(ckpts) == ckpts / "step_00000012.json"
+    assert resolve_checkpoint(run) == ckpts / "step_00000012.json"
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_checkpoint(run / "nope")
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no valid checkpoint"):
         resolve_checkpoint(run / "..")
 
 
@@ -58,11 +60,20 @@ def test_architecture_mismatch_names_keys(saved):
     run, _, _ = saved
     record_path = run / "checkpoints" / "step_00000012.json"
     record = json.loads(record_path.read_text())
-    record["net_options"]["width"] = 4  # same layer names, other shapes
     record["arch"] = "wrn"
     record["net_options"] = {"depth": 10, "widen": 1}
     record_path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match="does not match architecture 'wrn'.*missing keys"):
+        jemkit.load(record_path)
+
+
+def test_architecture_shape_mismatch_names_keys(saved):
+    run, _, _ = saved
+    record_path = run / "checkpoints" / "step_00000012.json"
+    record = json.loads(record_path.read_text())
+    record["net_options"]["width"] = 4  # same layer names, other shapes
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="shape mismatch in .*net.features.0.weight"):
         jemkit.load(record_path)
 
 

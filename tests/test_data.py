@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jemkit.data import DatasetNotFound, batches, load_dataset, ood_sets
+from jemkit.data import BatchStream, DatasetNotFound, load_dataset, ood_sets
 from jemkit.data import fashion_mnist
 
 
@@ -61,16 +61,24 @@ def test_unknown_dataset_suggests_name():
         load_dataset("digit")
 
 
-def test_batches_reproducible_with_noise():
+def test_batch_stream_reproducible_and_resumable():
     x, y = torch.arange(40.0).view(10, 4), torch.arange(10)
-    a = batches(x, y, 4, generator=torch.Generator().manual_seed(0), input_noise=0.1)
-    b = batches(x, y, 4, generator=torch.Generator().manual_seed(0), input_noise=0.1)
+    a = BatchStream(x, y, 4, seed=3, input_noise=0.1)
+    b = BatchStream(x, y, 4, seed=3, input_noise=0.1)
+    seen = []
     for _ in range(5):
         (xa, ya), (xb, yb) = next(a), next(b)
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert 0 < (xa - x[ya]).abs().max() < 1  # noise added around the right examples
+        seen.append(ya)
+    assert len(set(torch.cat(seen[:2]).tolist())) == 8  # one epoch (2 batches) has no repeats
+    resumed = BatchStream(x, y, 4, seed=3, input_noise=0.1)
+    resumed.load_state_dict(a.state_dict())
+    for _ in range(4):
+        (xa, ya), (xr, yr) = next(a), next(resumed)
+        assert torch.equal(xa, xr) and torch.equal(ya, yr)
     with pytest.raises(ValueError, match="larger than the dataset"):
-        next(batches(x, y, 11))
+        BatchStream(x, y, 11)
 
 
 def test_ood_sets_digits_and_28x28(tmp_path, monkeypatch):

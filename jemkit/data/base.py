@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
-
 import torch
 from torch import Tensor
 
@@ -39,28 +37,48 @@ def uint8_to_unit(x: Tensor) -> Tensor:
     return x.float().div_(255.0).mul_(2).sub_(1)
 
 
-def batches(
-    x: Tensor,
-    y: Tensor,
-    batch_size: int,
-    *,
-    generator: torch.Generator | None = None,
-    input_noise: float = 0.0,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Endless shuffled minibatches (drop_last), with optional N(0, σ²) input noise (JEM: σ = 0.03).
+class BatchStream:
+    """Endless shuffled minibatches (drop_last) with optional N(0, σ²) input noise (JEM: σ = 0.03).
 
-    Shuffling and noise draw from ``generator`` (a CPU generator), so the data order is reproducible.
+    Resumable: epoch e is shuffled by a generator seeded with (seed, e), and the position in the
+    epoch plus the noise generator's state are the ``state_dict`` — a stream restored from it
+    yields exactly the batches the original would have yielded next.
     """
-    n = x.shape[0]
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be > 0, got {batch_size}")
-    if n < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples)")
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size].to(x.device)
-            xb = x[idx]
-            if input_noise > 0:
-                xb = xb + input_noise * torch.randn(xb.shape, generator=generator).to(xb.device)
-            yield xb, y[idx]
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, seed: int = 0, input_noise: float = 0.0):
+        n = x.shape[0]
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if n < batch_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples)")
+        self.x, self.y, self.batch_size, self.seed, self.input_noise = x, y, batch_size, seed, input_noise
+        self.per_epoch = n // batch_size
+        self.epoch, self.pos = 0, 0
+        self.noise_gen = torch.Generator().manual_seed(seed)
+        self._perm: tuple[int, Tensor] | None = None
+
+    def permutation(self) -> Tensor:
+        if self._perm is None or self._perm[0] != self.epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._perm = (self.epoch, torch.randperm(self.x.shape[0], generator=g).to(self.x.device))
+        return self._perm[1]
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        idx = self.permutation()[self.pos * self.batch_size : (self.pos + 1) * self.batch_size]
+        self.pos += 1
+        if self.pos == self.per_epoch:
+            self.epoch, self.pos = self.epoch + 1, 0
+        xb = self.x[idx]
+        if self.input_noise > 0:
+            xb = xb + self.input_noise * torch.randn(xb.shape, generator=self.noise_gen).to(xb.device)
+        return xb, self.y[idx]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos, "noise_gen": self.noise_gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self.noise_gen.set_state(state["noise_gen"])

@@ -1,14 +1,22 @@
-"""Checkpoints: weights in safetensors plus a JSON record of architecture and preprocessing.
+"""Checkpoints: weights in safetensors, training state via ``torch.load(weights_only=True)``, and a
+JSON record (architecture, preprocessing, resolved config, SHA-256 of every file).
 
-A run directory holds ``checkpoints/step_NNNNNNNN.safetensors`` (model weights),
-``step_NNNNNNNN.json`` (the record: architecture, input shape, classes, preprocessing, the
-resolved config) and, for EBM training, ``step_NNNNNNNN.buffer.safetensors`` (replay buffer).
-Every write is atomic (temporary file, fsync, rename). Loading never unpickles anything.
+A run directory holds, per saved step N, in ``checkpoints/``:
+  step_N.safetensors         model weights (what ``jemkit.load`` reads)
+  step_N.buffer.safetensors  replay buffer (EBM training)
+  step_N.state.pt            optimizer, data position, RNG states, guard state (tensors and plain data only)
+  step_N.json                the record; written last, so it marks a complete checkpoint
+Every file is written atomically (temporary file, fsync, rename). A checkpoint whose record is
+missing or unreadable, or whose files do not match their checksums, is skipped with a warning
+and the previous one is used. Nothing is ever unpickled beyond what ``weights_only`` allows.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -19,83 +27,204 @@ from ..model import Classifier
 from ..nets import build_net
 
 FORMAT = "jemkit-checkpoint/1"
-_STEP = re.compile(r"^step_(\d+)\.safetensors$")
+_RECORD = re.compile(r"^step_(\d+)\.json$")
+log = logging.getLogger("jemkit")
 
 
-def _atomic_write(path: Path, write) -> None:
+class CorruptCheckpoint(ValueError):
+    """A checkpoint file is truncated, altered, or holds something other than tensors and plain data."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, unwritable directory, ...)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> str:
+    """Write via ``write(tmp_path)``, fsync, rename over ``path``; return the file's SHA-256."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        digest = _sha256(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointWriteError(err.errno, f"cannot write checkpoint file {path}: {err.strerror or err}") from err
+    return digest
 
 
-def save_checkpoint(directory: str | Path, step: int, model: Classifier, record: dict, buffer: torch.Tensor | None = None) -> Path:
-    """Write weights (+ buffer) and the record for ``step``; returns the weights path."""
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    directory: str | Path,
+    step: int,
+    model: Classifier,
+    record: dict,
+    buffer: torch.Tensor | None = None,
+    state: dict | None = None,
+) -> Path:
+    """Write weights (+ buffer, + training state) and then the record for ``step``; return the record path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = directory / f"step_{step:08d}"
+    stem = f"step_{step:08d}"
+    files = {}
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(weights, str(p)))
+    files[f"{stem}.safetensors"] = _atomic_write(directory / f"{stem}.safetensors", lambda p: save_file(weights, str(p)))
     if buffer is not None:
-        _atomic_write(Path(f"{stem}.buffer.safetensors"), lambda p: save_file({"x": buffer.detach().cpu().contiguous()}, str(p)))
-    record = {"format": FORMAT, "step": step, **record}
-    _atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(record, indent=2)))
-    return stem.with_suffix(".safetensors")
+        x = {"x": buffer.detach().cpu().contiguous()}
+        files[f"{stem}.buffer.safetensors"] = _atomic_write(directory / f"{stem}.buffer.safetensors", lambda p: save_file(x, str(p)))
+    if state is not None:
+        files[f"{stem}.state.pt"] = _atomic_write(directory / f"{stem}.state.pt", lambda p: torch.save(state, p))
+    full = {"format": FORMAT, "step": step, **record, "files": files}
+    text = json.dumps(full, indent=2)
+    path = directory / f"{stem}.json"
+    _atomic_write(path, lambda p: p.write_text(text))
+    _fsync_dir(directory)
+    return path
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A weights file from a weights file, its .json record, a checkpoints dir or a run dir (latest step)."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix == ".json":
-            path = path.with_suffix(".safetensors")
-        if _STEP.match(path.name) and path.is_file():
-            return path
-        raise FileNotFoundError(f"{path} is not a jemkit checkpoint (expected step_NNNNNNNN.safetensors or .json)")
-    if path.is_dir():
-        directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        steps = sorted((int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.match(p.name)))
-        if steps:
-            return steps[-1][1]
-        raise FileNotFoundError(f"no checkpoint (step_*.safetensors) in {directory}")
-    raise FileNotFoundError(f"checkpoint path {path} does not exist")
+# ---------------------------------------------------------------- finding and verifying
 
-
-def read_record(weights_path: Path) -> dict:
-    record_path = weights_path.with_suffix(".json")
-    if not record_path.is_file():
-        raise FileNotFoundError(f"checkpoint record {record_path} is missing (it describes the architecture)")
-    record = json.loads(record_path.read_text())
-    if record.get("format") != FORMAT:
-        raise ValueError(f"{record_path}: unknown checkpoint format {record.get('format')!r}, expected {FORMAT}")
+def read_record(record_path: Path, verify: bool = True) -> dict:
+    """The record of a checkpoint; with ``verify``, every listed file must exist and match its checksum."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptCheckpoint(f"{record_path}: unreadable record ({err})") from err
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CorruptCheckpoint(f"{record_path}: not a {FORMAT} record")
+    if verify:
+        for name, digest in record.get("files", {}).items():
+            p = record_path.parent / name
+            if not p.is_file():
+                raise CorruptCheckpoint(f"{record_path}: file {name} is missing")
+            if _sha256(p) != digest:
+                raise CorruptCheckpoint(f"{record_path}: file {name} does not match its checksum (truncated or altered)")
     return record
 
 
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, record path) of every checkpoint record in ``directory``, oldest first (not verified)."""
+    if not directory.is_dir():
+        return []
+    return sorted((int(m.group(1)), p) for p in directory.iterdir() if (m := _RECORD.match(p.name)))
+
+
+def checkpoints_dir(path: Path) -> Path:
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+
+
+def latest_valid(directory: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint that verifies, warning about each newer one that does not."""
+    for _, record_path in reversed(list_checkpoints(directory)):
+        try:
+            return record_path, read_record(record_path)
+        except CorruptCheckpoint as err:
+            log.warning("skipping corrupt checkpoint: %s; falling back to the previous one", err)
+    return None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The record path of a checkpoint given its weights file, its record, a checkpoints dir or a run dir (latest valid)."""
+    path = Path(path)
+    if path.is_file():
+        name = path.name
+        for suffix in (".buffer.safetensors", ".state.pt", ".safetensors", ".json"):
+            if name.endswith(suffix) and _RECORD.match(name[: -len(suffix)] + ".json"):
+                return path.with_name(name[: -len(suffix)] + ".json")
+        raise FileNotFoundError(f"{path} is not a jemkit checkpoint (expected step_NNNNNNNN.safetensors or .json)")
+    if path.is_dir():
+        found = latest_valid(checkpoints_dir(path))
+        if found is None:
+            raise FileNotFoundError(f"no valid checkpoint (step_*.json + files) in {checkpoints_dir(path)}")
+        return found[0]
+    raise FileNotFoundError(f"checkpoint path {path} does not exist")
+
+
+def prune_checkpoints(directory: Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints and the best one (highest ``test_acc``)."""
+    entries = list_checkpoints(directory)
+    keep = {p for _, p in entries[-keep_last:]}
+    scored = []
+    for _, p in entries:
+        try:
+            acc = json.loads(p.read_text()).get("test_acc")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(acc, (int, float)) and acc == acc:
+            scored.append((acc, p))
+    if scored:
+        keep.add(max(scored, key=lambda t: t[0])[1])
+    for _, p in entries:
+        if p not in keep:
+            stem = p.name[: -len(".json")]
+            p.unlink(missing_ok=True)  # the record first: a half-deleted checkpoint is never taken as complete
+            for suffix in (".safetensors", ".buffer.safetensors", ".state.pt"):
+                (directory / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- loading
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
-    """Load a checkpoint (file, record, or run directory → latest) as a ``Classifier`` in eval mode.
+    """Load a checkpoint (file, record, or run directory → latest valid) as a ``Classifier`` in eval mode.
 
     The module maps images in [−1, 1] of shape (N, *input_shape) to logits; ``.preprocessing``
     tells how raw data were scaled, ``.record`` holds the whole checkpoint record.
     """
-    weights_path = resolve_checkpoint(path)
-    record = read_record(weights_path)
+    record_path = resolve_checkpoint(path)
+    record = read_record(record_path)
+    weights_path = record_path.with_suffix(".safetensors")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
     model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
-    state = load_file(str(weights_path), device=str(device))
+    try:
+        state = load_file(str(weights_path), device=str(device))
+    except Exception as err:  # safetensors raises its own error type on a malformed file
+        raise CorruptCheckpoint(f"{weights_path}: not a readable safetensors file ({err})") from err
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ValueError(
             f"checkpoint {weights_path} does not match architecture '{record['arch']}': "
             f"missing keys {sorted(missing)[:5]}, unexpected keys {sorted(unexpected)[:5]}"
         )
+    mismatched = [k for k, v in model.state_dict().items() if v.shape != state[k].shape]
+    if mismatched:
+        raise ValueError(f"checkpoint {weights_path} does not match architecture '{record['arch']}': "
+                         f"shape mismatch in {mismatched[:5]}")
     model.load_state_dict(state)
     model.record = record
     model.checkpoint_path = str(weights_path)
     return model.to(device).eval()
 
 
-def load_buffer(weights_path: str | Path) -> torch.Tensor | None:
-    """The replay buffer saved beside a checkpoint, or None."""
-    p = Path(str(resolve_checkpoint(weights_path))[: -len(".safetensors")] + ".buffer.safetensors")
+def load_buffer(path: str | Path) -> torch.Tensor | None:
+    """The replay buffer saved with a checkpoint, or None."""
+    record_path = resolve_checkpoint(path)
+    p = record_path.with_name(record_path.name[: -len(".json")] + ".buffer.safetensors")
     return load_file(str(p))["x"] if p.is_file() else None
+
+
+def load_training_state(record_path: Path, device: str | torch.device = "cpu") -> dict:
+    """The training state saved with a checkpoint, loaded with ``weights_only=True`` (no code runs)."""
+    p = record_path.with_name(record_path.name[: -len(".json")] + ".state.pt")
+    try:
+        return torch.load(p, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as err:
+        raise CorruptCheckpoint(
+            f"{p}: refused to load — it is not plain tensors and data (weights_only=True rejected it: "
+            f"{' '.join(str(err).split())[:300]})"
+        ) from err

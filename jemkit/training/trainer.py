@@ -1,33 +1,46 @@
-"""The training loop: data → model → (sampler + buffer) → objective → optimizer, with logging.
+"""The training loop: data → model → (sampler + buffer) → objective → optimizer, with logging,
+checkpoints, exact resume, a divergence guard, and clean stops on SIGINT/SIGTERM.
 
 ``train(cfg, run_dir)`` writes into ``run_dir``: ``config.yaml`` (resolved config),
-``metrics.csv`` (one row every ``train.log_every`` steps), ``samples/step_N.png`` (replay-buffer
-grids every ``train.sample_every`` steps) and ``checkpoints/`` (see ``checkpoint.py``).
+``metrics.csv`` (one row every ``train.log_every`` steps), ``events.log`` (recoveries, resumes,
+interruptions), ``samples/step_N.png`` (replay-buffer grids) and ``checkpoints/`` (see
+``checkpoint.py``). Started again with the same config, it resumes from the last valid
+checkpoint and ends with the same weights as an uninterrupted run (bitwise on CPU).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
+import logging
+import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..config import Config, OptimConfig, save_config
-from ..data import ImageData, batches, load_dataset
+from ..config import Config, OptimConfig, load_config, save_config, validate
+from ..data import BatchStream, ImageData, load_dataset
 from ..energy import ClassifierEnergy
 from ..evaluation.classification import classification_metrics, predict_logits
 from ..images import save_grid
 from ..model import Classifier
 from ..nets import NETS, build_net
+from ..objectives import LossOutput
 from ..sampling import ReplayBuffer
-from ..utils import closest, make_generator, resolve_device, seed_everything
-from .checkpoint import save_checkpoint
+from ..utils import make_generator, resolve_device
+from .checkpoint import CorruptCheckpoint, latest_valid, list_checkpoints, load_training_state, prune_checkpoints, save_checkpoint
+from .guard import DivergenceError, GuardState, check_accuracy, check_step
 from .steps import STEPS, make_sampler
 
-LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "test_acc", "seconds"]
+LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "sgld_grad_norm",
+               "test_acc", "seconds"]
+log = logging.getLogger("jemkit")
 
 
 @dataclass
@@ -38,12 +51,20 @@ class TrainResult:
     seconds: float
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM stopped training; a checkpoint of the last finished step was saved."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received: stopped after step {step}, checkpoint saved to {checkpoint}; "
+                         "run the same command again to resume")
+
+
+# ---------------------------------------------------------------- building blocks
+
 def net_options(cfg: Config) -> dict:
     """The model-config fields that the chosen architecture takes."""
-    import inspect
-
-    if cfg.model.arch not in NETS:
-        raise ValueError(f"unknown architecture '{cfg.model.arch}'{closest(cfg.model.arch, NETS)}")
     accepted = set(inspect.signature(NETS[cfg.model.arch]).parameters)
     return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in accepted}
 
@@ -54,21 +75,16 @@ def build_model(cfg: Config, data: ImageData) -> Classifier:
     return Classifier(net, data.shape, data.num_classes, preprocessing)
 
 
-def build_optimizer(params, cfg: OptimConfig, total_steps: int):
-    """Adam or SGD with linear warmup over ``warmup`` steps and ×``decay`` at each ``decay_at`` fraction."""
+def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     if cfg.name == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.name == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    else:
-        raise ValueError(f"unknown optimizer '{cfg.name}'{closest(cfg.name, ['adam', 'sgd'])}; choose adam or sgd")
-    milestones = sorted(int(f * total_steps) for f in cfg.decay_at)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
-    def factor(step: int) -> float:
-        warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
-        return warm * cfg.decay ** sum(step >= m for m in milestones)
 
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+def lr_at(step: int, cfg: OptimConfig, total_steps: int) -> float:
+    """Linear warmup over ``warmup`` steps, then ×``decay`` at each ``decay_at`` fraction of training."""
+    warm = min(1.0, step / cfg.warmup) if cfg.warmup > 0 else 1.0
+    return cfg.lr * warm * cfg.decay ** sum(step > int(f * total_steps) for f in cfg.decay_at)
 
 
 def checkpoint_record(cfg: Config, data: ImageData, model: Classifier) -> dict:
@@ -87,83 +103,295 @@ def checkpoint_record(cfg: Config, data: ImageData, model: Classifier) -> dict:
     }
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    ckpts = run_dir / "checkpoints"
-    if ckpts.is_dir() and any(ckpts.iterdir()) and not overwrite:
-        raise FileExistsError(f"{run_dir} already holds a run (checkpoints/); pass --overwrite to replace it or choose another --out")
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    ckpts.mkdir(parents=True, exist_ok=True)
+def rng_state() -> dict:
+    """Every global RNG: Python, NumPy, torch CPU and CUDA (as tensors and plain data, for weights_only)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(mt), gauss], "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# ---------------------------------------------------------------- the run
+
+class Run:
+    """Everything a training run holds, and how it is saved and restored."""
+
+    def __init__(self, cfg: Config, run_dir: Path):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = resolve_device(cfg.train.device)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        torch.manual_seed(cfg.train.seed)  # dropout and initialization
+        d = cfg.data
+        self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
+                                 split_seed=d.split_seed).to(self.device)
+        self.model = build_model(cfg, self.data).to(self.device)
+        self.energy = ClassifierEnergy(self.model, cfg.model.temperature)
+        self.opt = build_optimizer(self.model.parameters(), cfg.optim)
+        self.stream = BatchStream(self.data.x_train, self.data.y_train, d.batch_size, seed=cfg.train.seed,
+                                  input_noise=d.input_noise)
+        self.sample_gen = make_generator(self.device, cfg.train.seed + 1)  # sampler and buffer randomness
+        self.guard = GuardState()
+        self.buffer = self.new_buffer() if cfg.train.objective == "jem" else None
+        self.record = checkpoint_record(cfg, self.data, self.model)
+        self.step, self.test_acc = 0, float("nan")
+
+    def new_buffer(self) -> ReplayBuffer:
+        b = self.cfg.buffer
+        return ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=b.init, device=self.device,
+                            generator=self.sample_gen)
+
+    def step_fn(self) -> Callable[..., LossOutput]:
+        fn = STEPS[self.cfg.train.objective]
+        if self.buffer is None:
+            return fn
+        sampler = make_sampler(self.cfg.sampler, self.guard.extra_sgld_steps)
+        return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=self.cfg.train,
+                                       generator=self.sample_gen)
+
+    def state(self) -> dict:
+        return {"step": self.step, "optimizer": self.opt.state_dict(), "stream": self.stream.state_dict(),
+                "sample_gen": self.sample_gen.get_state(), "rng": rng_state(), "guard": self.guard.state_dict(),
+                "test_acc": self.test_acc}
+
+    def save(self) -> Path:
+        record = {**self.record, "test_acc": None if self.test_acc != self.test_acc else self.test_acc}
+        path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, record,
+                               self.buffer.x if self.buffer is not None else None, self.state())
+        prune_checkpoints(self.run_dir / "checkpoints", self.cfg.train.keep_last)
+        return path
+
+    def restore(self, record_path: Path, restore_guard: bool = True) -> None:
+        """Load weights, buffer and training state of a verified checkpoint (weights_only, no code runs)."""
+        from safetensors.torch import load_file
+
+        stem = record_path.name[: -len(".json")]
+        self.model.load_state_dict(load_file(str(record_path.with_name(f"{stem}.safetensors")), device=str(self.device)))
+        state = load_training_state(record_path)  # on CPU; the optimizer moves its state to the parameters' device
+        self.opt.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        self.sample_gen.set_state(state["sample_gen"])
+        set_rng_state(state["rng"])
+        if restore_guard:
+            self.guard.load_state_dict(state["guard"])
+        if self.buffer is not None:
+            self.buffer.x = load_file(str(record_path.with_name(f"{stem}.buffer.safetensors")), device=str(self.device))["x"]
+        self.step, self.test_acc = int(state["step"]), float(state["test_acc"])
+
+    def event(self, message: str) -> None:
+        log.warning(message)
+        with open(self.run_dir / "events.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step}: {message}\n")
+
+
+# ---------------------------------------------------------------- run directory
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            keys += _config_diff(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            keys.append(prefix + k)
+    return keys
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool, resume: bool) -> bool:
+    """Decide between a fresh start and a resume (True); refuse a directory holding another run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file, not a directory")
+    has_run = bool(list_checkpoints(run_dir / "checkpoints"))
+    if has_run and not overwrite:
+        saved = run_dir / "config.yaml"
+        diff = _config_diff(load_config(saved).to_dict(), cfg.to_dict()) if saved.is_file() else ["config.yaml missing"]
+        if diff and not resume:
+            raise FileExistsError(
+                f"{run_dir} holds another run (its config differs at {', '.join(diff[:6])}); pass --overwrite to "
+                "replace it, --resume to continue it with this config, or choose another --out")
+        return True
     if overwrite:
-        for p in list(ckpts.iterdir()) + list((run_dir / "samples").iterdir()):
-            p.unlink()
+        for sub in ("checkpoints", "samples"):
+            for p in (run_dir / sub).glob("*") if (run_dir / sub).is_dir() else []:
+                p.unlink()
+        for name in ("metrics.csv", "events.log"):
+            (run_dir / name).unlink(missing_ok=True)
+    return False
 
 
-def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True) -> TrainResult:
-    """Train the model described by ``cfg`` (objective ``jem`` or ``ce``) into ``run_dir``."""
-    if cfg.train.objective not in STEPS:
-        raise ValueError(f"unknown objective '{cfg.train.objective}'{closest(cfg.train.objective, STEPS)}; choose one of {sorted(STEPS)}")
-    if cfg.train.steps <= 0:
-        raise ValueError(f"train.steps must be > 0, got {cfg.train.steps}")
+def _open_log(run_dir: Path, resumed_step: int | None):
+    """metrics.csv for appending; on resume, rows after the resumed step are dropped first."""
+    path = run_dir / "metrics.csv"
+    rows = []
+    if resumed_step is not None and path.is_file():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resumed_step]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    f = open(path, "a", newline="")
+    return f, csv.DictWriter(f, LOG_COLUMNS)
+
+
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only); restore handlers on exit."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------- the loop
+
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train the model described by ``cfg`` into ``run_dir`` (resuming if it holds this run)."""
+    from tqdm.auto import tqdm
+
+    cfg = validate(cfg)
     run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite)
-    save_config(cfg, run_dir / "config.yaml")
+    resuming = prepare_run_dir(cfg, run_dir, overwrite, resume)
     start = time.perf_counter()
-
-    device = resolve_device(cfg.train.device)
-    data_gen = seed_everything(cfg.train.seed)  # CPU generator: data order and input noise
-    sample_gen = make_generator(device, cfg.train.seed + 1)  # sampler / buffer randomness
-    data = load_dataset(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
-                        test_fraction=cfg.data.test_fraction, split_seed=cfg.data.split_seed).to(device)
-    model = build_model(cfg, data).to(device)
-    energy = ClassifierEnergy(model, cfg.model.temperature)
-    opt, schedule = build_optimizer(model.parameters(), cfg.optim, cfg.train.steps)
-
-    step_fn, step_kwargs, buffer = STEPS[cfg.train.objective], {}, None
-    if cfg.train.objective == "jem":
-        buffer = ReplayBuffer(cfg.buffer.size, data.shape, reinit=cfg.buffer.reinit, init=cfg.buffer.init,
-                              device=device, generator=sample_gen)
-        step_kwargs = {"sampler": make_sampler(cfg.sampler), "buffer": buffer, "train": cfg.train, "generator": sample_gen}
-
-    record = checkpoint_record(cfg, data, model)
-    stream = batches(data.x_train, data.y_train, cfg.data.batch_size, generator=data_gen, input_noise=cfg.data.input_noise)
-    steps_per_epoch = len(data.x_train) // cfg.data.batch_size
-    sums: dict[str, torch.Tensor] = {}
-    count, test_acc = 0, float("nan")
-    with open(run_dir / "metrics.csv", "w", newline="") as f:
-        log = csv.DictWriter(f, LOG_COLUMNS)
-        log.writeheader()
-        bar = tqdm(range(1, cfg.train.steps + 1), desc=f"train {cfg.preset}", disable=not progress, dynamic_ncols=True)
-        for step in bar:
-            model.train()
-            x, y = next(stream)
-            out = step_fn(energy, x, y, **step_kwargs)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
-            schedule.step()
-            for k, v in {"loss": out.loss.detach(), **out.stats}.items():
-                sums[k] = sums.get(k, 0) + v
-            count += 1
-            last = step == cfg.train.steps
-            row = {}
-            if step % cfg.train.eval_every == 0 or last:
-                test_acc = classification_metrics(predict_logits(model, data.x_test), data.y_test)["accuracy"]
-                row["test_acc"] = round(test_acc, 5)
-            if step % cfg.train.log_every == 0 or last:
-                means = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log interval
-                if not all(map(lambda v: v == v and abs(v) != float("inf"), means.values())):
-                    raise FloatingPointError(f"non-finite training statistics at step {step}: {means}")
-                row.update({k: round(v, 6) for k, v in means.items()})
-                sums, count = {}, 0
-                bar.set_postfix({k: f"{means[k]:.3f}" for k in ("loss", "acc") if k in means} | {"test_acc": f"{test_acc:.3f}"})
-            if row:
-                row.update(step=step, epoch=round(step / steps_per_epoch, 3), lr=opt.param_groups[0]["lr"],
-                           seconds=round(time.perf_counter() - start, 2))
-                log.writerow(row)
-                f.flush()
-            if buffer is not None and (step % cfg.train.sample_every == 0 or last):
-                save_grid(buffer.x[:64], run_dir / "samples" / f"step_{step:08d}.png", nrow=8)
-            if (cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0) or last:
-                ckpt = save_checkpoint(run_dir / "checkpoints", step, model, record, buffer.x if buffer is not None else None)
+    run = Run(cfg, run_dir)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    if resuming:
+        found = latest_valid(run_dir / "checkpoints")
+        if found is None:
+            raise CorruptCheckpoint(f"{run_dir}: no checkpoint can be resumed (all are corrupt); use --overwrite to start over")
+        run.restore(found[0])
+        run.event(f"resumed from {found[0].name}")
+    else:
+        run.save()  # step 0: the first point to roll back to
+    logfile, writer = _open_log(run_dir, run.step if resuming else None)
+    total, steps_per_epoch = cfg.train.steps, run.stream.per_epoch
+    step_fn, sums, count = run.step_fn(), {}, 0
+    bar = tqdm(total=total, initial=run.step, desc=f"train {cfg.preset}", disable=not progress, dynamic_ncols=True)
+    try:
+        with _StopSignals() as stop:
+            while run.step < total:
+                step = run.step + 1
+                lr = lr_at(step, cfg.optim, total) * run.guard.lr_scale
+                if cfg.guard.inject_lr_mult_at == step and not run.guard.lr_fired:
+                    lr, run.guard.lr_fired = lr * cfg.guard.inject_lr_mult, True
+                for group in run.opt.param_groups:
+                    group["lr"] = lr
+                run.model.train()
+                x, y = next(run.stream)
+                try:
+                    out = step_fn(run.energy, x, y)
+                    if cfg.guard.inject_nan_at == step and not run.guard.nan_fired:
+                        run.guard.nan_fired = True
+                        nan = float("nan")
+                        out = LossOutput(out.loss * nan, {**out.stats, "e_data": out.stats.get("e_data", out.loss) * nan})
+                    reason = check_step(cfg.guard, out) if cfg.guard.enabled else None
+                except FloatingPointError as err:  # the sampler's chains blew up
+                    reason = str(err)
+                if reason is None:
+                    run.opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    run.opt.step()
+                    run.step = step
+                    for k, v in {"loss": out.loss.detach(), **out.stats}.items():
+                        sums[k] = sums.get(k, 0) + v
+                    count += 1
+                    row = {}
+                    if step % cfg.train.eval_every == 0 or step == total:
+                        logits = predict_logits(run.model, run.data.x_test)
+                        run.test_acc = classification_metrics(logits, run.data.y_test)["accuracy"]
+                        row["test_acc"] = round(run.test_acc, 5)
+                    if step % cfg.train.log_every == 0 or step == total:
+                        means = {k: (v / count).item() for k, v in sums.items()}  # one host sync per interval
+                        sums, count = {}, 0
+                        row.update({k: round(v, 6) for k, v in means.items()})
+                        if cfg.guard.enabled and "acc" in means:
+                            reason = check_accuracy(cfg.guard, run.guard, means["acc"])
+                        bar.set_postfix({k: f"{means[k]:.3f}" for k in ("loss", "acc") if k in means}
+                                        | {"test_acc": f"{run.test_acc:.3f}"})
+                    if row:
+                        row.update(step=step, epoch=round(step / steps_per_epoch, 3), lr=lr,
+                                   seconds=round(time.perf_counter() - start, 2))
+                        writer.writerow(row)
+                        logfile.flush()
+                    if run.buffer is not None and (step % cfg.train.sample_every == 0 or step == total):
+                        save_grid(run.buffer.x[:64], run_dir / "samples" / f"step_{step:08d}.png", nrow=8)
+                    if reason is None and ((cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0)
+                                           or step == total):
+                        run.save()
+                    bar.update(1)
+                    if on_step is not None:
+                        on_step(step, out.stats)
+                if reason is not None:
+                    step_fn, sums, count = _recover(run, reason), {}, 0
+                    bar.n = run.step
+                    bar.refresh()
+                if stop.signum is not None:
+                    path = run.save()
+                    run.event(f"stopped by {signal.Signals(stop.signum).name}; checkpoint {path.name}")
+                    raise TrainingInterrupted(stop.signum, run.step, path)
+    finally:
         bar.close()
-    return TrainResult(run_dir, ckpt, test_acc, time.perf_counter() - start)
+        logfile.close()
+    final = latest_valid(run_dir / "checkpoints")
+    return TrainResult(run_dir, final[0].with_suffix(".safetensors"), run.test_acc, time.perf_counter() - start)
+
+
+def _recover(run: Run, reason: str) -> Callable[..., LossOutput]:
+    """Roll back to the last good checkpoint and change course; raise after max_recoveries."""
+    g, cfg = run.guard, run.cfg.guard
+    if g.recoveries >= cfg.max_recoveries:
+        raise DivergenceError(f"training diverged at step {run.step + 1} ({reason}) and {g.recoveries} recoveries "
+                              f"did not help; stopping. The last good checkpoint is in {run.run_dir / 'checkpoints'}")
+    found = latest_valid(run.run_dir / "checkpoints")
+    if found is None:
+        raise DivergenceError(f"training diverged at step {run.step + 1} ({reason}) and no checkpoint is left to roll back to")
+    failed_at = run.step + 1
+    run.restore(found[0], restore_guard=False)
+    g.recoveries += 1
+    g.best_acc = 0.0  # accuracy collapse is judged afresh from the rolled-back state
+    g.lr_scale *= cfg.lr_factor
+    g.extra_sgld_steps += cfg.extra_sgld_steps
+    changes = [f"lr x{g.lr_scale:g}"]
+    if cfg.reset_buffer and run.buffer is not None:
+        run.buffer = run.new_buffer()
+        changes.append("buffer re-initialized")
+    if g.extra_sgld_steps:
+        changes.append(f"SGLD steps +{g.extra_sgld_steps}")
+    run.event(f"divergence at step {failed_at}: {reason}. Recovery {g.recoveries}/{cfg.max_recoveries}: rolled back "
+              f"to step {run.step}, {', '.join(changes)}")
+    return run.step_fn()
