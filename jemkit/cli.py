@@ -46,6 +46,8 @@ def cmd_sample(a: argparse.Namespace) -> None:
     cfg = config_from_dict(model.record["config"]).sampler
     if a.steps is not None:
         cfg.steps = a.steps
+    if a.n <= 0:
+        raise ValueError(f"-n must be > 0, got {a.n}")
     y = None
     if a.cls is not None:
         if not 0 <= a.cls < model.num_classes:

@@ -13,7 +13,7 @@ DATASETS = {"digits": load_digits, "fashion-mnist": load_fashion_mnist}
 def load_dataset(name: str, **options) -> ImageData:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'{closest(name, DATASETS)}; available: {', '.join(DATASETS)}")
-    return DATASETS[name](**options)
+    return DATASETS[name](**options).validate()
 
 
 __all__ = ["DATASETS", "DatasetNotFound", "ImageData", "BatchStream", "load_dataset", "ood_sets"]

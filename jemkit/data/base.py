@@ -21,6 +21,21 @@ class ImageData:
     class_names: list[str]
     preprocessing: dict = field(default_factory=dict)
 
+    def validate(self) -> "ImageData":
+        """Refuse data jemkit cannot train on: empty sets, bad shapes, non-finite pixels, labels out of range."""
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if len(x) == 0:
+                raise ValueError(f"{self.name}: the {split} set is empty")
+            if x.dim() != 4 or len(x) != len(y):
+                raise ValueError(f"{self.name}: {split} images must be (N, C, H, W) with N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{self.name}: {split} images contain NaN or Inf pixels")
+            bad = (y < 0) | (y >= self.num_classes)
+            if bad.any():
+                raise ValueError(f"{self.name}: {int(bad.sum())} {split} labels are out of range [0, {self.num_classes - 1}] "
+                                 f"(e.g. {y[bad][0].item()})")
+        return self
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])

@@ -20,7 +20,7 @@ from ..energy import ClassifierEnergy
 from ..images import save_grid
 from ..model import Classifier
 from ..sampling import fresh_chains
-from ..training.checkpoint import load, load_buffer
+from ..training.checkpoint import load, load_buffer, resolve_checkpoint
 from ..training.steps import make_sampler
 from ..utils import closest, make_generator, resolve_device
 from .calibration import expected_calibration_error, plot_reliability, reliability_bins
@@ -142,7 +142,13 @@ def evaluate(
 ) -> dict:
     """Run ``suites`` on ``checkpoint`` (and ``baseline``); write ``out_dir/metrics.json``; return it."""
     suites = check_suites(list(suites))
+    if options.get("n_ood", 1) <= 0:
+        raise ValueError(f"n_ood must be > 0, got {options['n_ood']}")
+    for path in [checkpoint] + ([baseline] if baseline is not None else []):
+        resolve_checkpoint(path)  # fail before anything is written
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file, not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     metrics = evaluate_model(checkpoint, out_dir, "model", suites, dev, **options)

@@ -114,6 +114,8 @@ def langevin(
     With η = α/2 this is the lecture's x ← x + (α/2)∇ₓlog p(x) + N(0, α). It converges to
     p(x) ∝ exp(−E(x)) as η → 0 and steps → ∞ (bias O(η)).
     """
+    if step_size < 0:
+        raise ValueError(f"step_size must be >= 0, got {step_size}")
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=math.sqrt(2.0 * step_size),
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,

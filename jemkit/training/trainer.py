@@ -141,6 +141,7 @@ class Run:
         self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
                                  split_seed=d.split_seed).to(self.device)
         self.model = build_model(cfg, self.data).to(self.device)
+        self.model.check_finite = False  # data are validated once at load; the guard watches the rest
         self.energy = ClassifierEnergy(self.model, cfg.model.temperature)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         self.stream = BatchStream(self.data.x_train, self.data.y_train, d.batch_size, seed=cfg.train.seed,
