@@ -21,7 +21,9 @@ def test_demo_tiny(tmp_path, capsys):
         assert 0 <= metrics["accuracy"] <= 1 and "nll" in metrics
         assert metrics["calibration"]["bins"] == 20 and 0 <= metrics["calibration"]["ece"] <= 1
         for ood_set in ("uniform", "flip", "interp"):
-            assert set(metrics["ood"][ood_set]) == {"logp", "maxprob", "gradnorm"}
+            for key in ("ood", "ood_aupr", "ood_fpr95"):
+                assert set(metrics[key][ood_set]) == {"logp", "maxprob", "gradnorm", "energy"}
+                assert all(0 <= v <= 1 for v in metrics[key][ood_set].values())
     for f in ["report.html", "report.md", "reliability.png", "baseline_reliability.png", "ood_histograms.png",
               "samples_class_conditional.png", "samples_replay_buffer.png"]:
         assert (out / f).is_file(), f

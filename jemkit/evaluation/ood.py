@@ -1,9 +1,11 @@
-"""Out-of-distribution detection scores and AUROC (in-distribution = positive class).
+"""Out-of-distribution detection: scores and their AUROC, AUPR and FPR at 95% TPR.
 
-Scores, higher = more in-distribution:
-  logp     = −E(x) = logsumexp_y f(x)[y]         (log p(x) up to log Z; JEM)
-  maxprob  = max_y p(y|x)                         (Hendrycks & Gimpel 2017)
-  gradnorm = −‖∇ₓ log p(x)‖₂ = −‖∇ₓ E(x)‖₂          (JEM's "approximate mass")
+In-distribution is the positive class. Scores, higher = more in-distribution:
+  logp     = −E(x) = T_model · logsumexp_y f(x)[y] / T_model   (log p(x) up to log Z; JEM)
+  maxprob  = max_y p(y|x)                                      (Hendrycks & Gimpel 2017)
+  gradnorm = −‖∇ₓ log p(x)‖₂ = −‖∇ₓ E(x)‖₂                       (JEM's "approximate mass")
+  energy   = T · logsumexp_y f(x)[y] / T                       (Liu et al. 2020, T = ``temperature``;
+             equals logp when T and the model's temperature are both 1, Liu et al.'s choice)
 """
 from __future__ import annotations
 
@@ -11,15 +13,15 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision, binary_roc
 
 from ..energy import ClassifierEnergy
 from ..utils import frozen
 
-SCORES = ("logp", "maxprob", "gradnorm")
+SCORES = ("logp", "maxprob", "gradnorm", "energy")
 
 
-def ood_scores(energy: ClassifierEnergy, x: Tensor, batch_size: int = 250) -> dict[str, Tensor]:
+def ood_scores(energy: ClassifierEnergy, x: Tensor, batch_size: int = 250, temperature: float = 1.0) -> dict[str, Tensor]:
     """Every score for every row of ``x``: name → (N,) on CPU."""
     out: dict[str, list[Tensor]] = {k: [] for k in SCORES}
     with frozen(energy), torch.enable_grad():
@@ -31,14 +33,34 @@ def ood_scores(energy: ClassifierEnergy, x: Tensor, batch_size: int = 250) -> di
             out["logp"].append((-e).detach().cpu())
             out["maxprob"].append(logits.detach().softmax(1).max(1).values.cpu())
             out["gradnorm"].append(-g.flatten(1).norm(dim=1).cpu())
+            out["energy"].append((temperature * torch.logsumexp(logits.detach() / temperature, 1)).cpu())
     return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _labelled(score_in: Tensor, score_out: Tensor) -> tuple[Tensor, Tensor]:
+    preds = torch.cat([score_in, score_out]).double()
+    target = torch.cat([torch.ones(len(score_in)), torch.zeros(len(score_out))]).long()
+    return preds, target
 
 
 def auroc(score_in: Tensor, score_out: Tensor) -> float:
     """Area under the ROC curve separating in-distribution (positive) from OOD (negative)."""
-    preds = torch.cat([score_in, score_out]).double()
-    target = torch.cat([torch.ones(len(score_in)), torch.zeros(len(score_out))]).long()
-    return binary_auroc(preds, target).item()
+    return binary_auroc(*_labelled(score_in, score_out)).item()
+
+
+def aupr(score_in: Tensor, score_out: Tensor) -> float:
+    """Area under the precision-recall curve with in-distribution as positive ("AUPR-In", average precision)."""
+    return binary_average_precision(*_labelled(score_in, score_out)).item()
+
+
+def fpr_at_tpr(score_in: Tensor, score_out: Tensor, tpr: float = 0.95) -> float:
+    """Fraction of OOD examples accepted when the threshold keeps ``tpr`` of in-distribution ones (lower is better)."""
+    fpr, tprs, _ = binary_roc(*_labelled(score_in, score_out))
+    return fpr[tprs >= tpr].min().item()
+
+
+def ood_metrics(score_in: Tensor, score_out: Tensor) -> dict[str, float]:
+    return {"auroc": auroc(score_in, score_out), "aupr": aupr(score_in, score_out), "fpr95": fpr_at_tpr(score_in, score_out)}
 
 
 def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str, Tensor]], path: str | Path, title: str) -> Path:

@@ -25,7 +25,7 @@ from ..training.steps import make_sampler
 from ..utils import closest, make_generator, resolve_device
 from .calibration import expected_calibration_error, plot_reliability, reliability_bins
 from .classification import classification_metrics, predict_logits
-from .ood import auroc, ood_scores, plot_histograms
+from .ood import ood_metrics, ood_scores, plot_histograms
 
 
 @dataclass
@@ -38,6 +38,7 @@ class EvalContext:
     n_ood: int = 1000
     sample_steps: int | None = None  # None: the checkpoint's training sampler steps
     ece_bins: int = 20
+    ood_temperature: float = 1.0  # T of the OOD "energy" score (Liu et al. 2020)
     quick: bool = False  # seconds-sized versions of every suite (tests, smoke runs)
     progress: bool = True
 
@@ -69,16 +70,20 @@ def suite_calibration(ctx: EvalContext) -> dict:
 
 
 def suite_ood(ctx: EvalContext) -> dict:
+    """AUROC (``ood``), AUPR-In (``ood_aupr``) and FPR at 95% TPR (``ood_fpr95``) per OOD set and score."""
     gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
-    sets = ood_sets(ctx.data, ctx.n_ood, generator=gen)
-    x_in = ctx.data.x_test[: ctx.n_ood]
-    scores_in = ood_scores(ctx.energy, x_in)
-    scores_out, result = {}, {}
+    n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
+    sets = ood_sets(ctx.data, n, generator=gen)
+    scores_in = ood_scores(ctx.energy, ctx.data.x_test[:n], temperature=ctx.ood_temperature)
+    scores_out, result = {}, {"ood": {}, "ood_aupr": {}, "ood_fpr95": {}}
     for name, x in tqdm(sets.items(), desc=f"ood ({ctx.label})", disable=not ctx.progress, leave=False):
-        scores_out[name] = ood_scores(ctx.energy, x)
-        result[name] = {s: auroc(scores_in[s], scores_out[name][s]) for s in scores_in}
+        scores_out[name] = ood_scores(ctx.energy, x, temperature=ctx.ood_temperature)
+        for s in scores_in:
+            m = ood_metrics(scores_in[s], scores_out[name][s])
+            for key, metric in (("ood", "auroc"), ("ood_aupr", "aupr"), ("ood_fpr95", "fpr95")):
+                result[key].setdefault(name, {})[s] = m[metric]
     plot_histograms(scores_in, scores_out, ctx.out_dir / f"{ctx.prefix}ood_histograms.png", f"{ctx.label}: OOD scores")
-    return {"ood": result}
+    return {**result, "ood_energy_temperature": ctx.ood_temperature}
 
 
 def suite_samples(ctx: EvalContext) -> dict:

@@ -1,0 +1,54 @@
+"""Known-answer tests for the evaluation metrics."""
+import pytest
+import torch
+
+from jemkit.energy import ClassifierEnergy
+from jemkit.evaluation.calibration import expected_calibration_error, reliability_bins
+from jemkit.evaluation.classification import classification_metrics
+from jemkit.evaluation.ood import aupr, auroc, fpr_at_tpr, ood_scores
+
+
+def test_perfect_classifier_has_ece_zero_and_accuracy_one():
+    y = torch.arange(10).repeat(20)
+    logits = torch.full((200, 10), -50.0).scatter_(1, y.view(-1, 1), 50.0)
+    assert expected_calibration_error(logits, y) == pytest.approx(0.0, abs=1e-6)
+    m = classification_metrics(logits, y)
+    assert m["accuracy"] == 1.0 and m["nll"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ece_of_a_known_miscalibration():
+    # every prediction has confidence 0.9 but only half are right: ECE = |0.5 − 0.9| = 0.4
+    p = torch.tensor([0.9, 0.1])
+    logits = p.log().repeat(100, 1)
+    y = torch.tensor([0, 1]).repeat(50)
+    assert expected_calibration_error(logits, y) == pytest.approx(0.4, abs=1e-5)
+    rel = reliability_bins(logits, y, bins=20)
+    assert sum(rel["count"]) == 100 and rel["count"][18] == 100  # 0.9 falls in bin [0.90, 0.95)
+    assert rel["accuracy"][18] == pytest.approx(0.5)
+
+
+def test_separated_scores():
+    s_in, s_out = torch.linspace(1, 2, 50), torch.linspace(-2, -1, 70)
+    assert auroc(s_in, s_out) == 1.0 and aupr(s_in, s_out) == pytest.approx(1.0)
+    assert fpr_at_tpr(s_in, s_out) == 0.0
+    assert auroc(s_out, s_in) == 0.0 and fpr_at_tpr(s_out, s_in) == 1.0
+
+
+def test_fpr95_counts_accepted_ood():
+    s_in = torch.arange(100.0)  # threshold keeping 95% of in-distribution is 5.0
+    s_out = torch.tensor([10.0, 4.0, 3.0, -1.0])  # one of four OOD scores is above it
+    assert fpr_at_tpr(s_in, s_out) == pytest.approx(0.25)
+
+
+def test_ood_scores_match_definitions(tiny_energy):
+    tiny_energy.eval()
+    x = torch.rand(6, 16)
+    s = ood_scores(tiny_energy, x, temperature=2.0)
+    logits = tiny_energy.net(x)
+    assert torch.allclose(s["logp"], torch.logsumexp(logits, 1).detach(), atol=1e-6)
+    assert torch.allclose(s["maxprob"], logits.softmax(1).max(1).values.detach(), atol=1e-6)
+    assert torch.allclose(s["energy"], (2.0 * torch.logsumexp(logits / 2.0, 1)).detach(), atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(tiny_energy(xg).sum(), xg)
+    assert torch.allclose(s["gradnorm"], -g.norm(dim=1), atol=1e-6)
+    assert all(p.grad is None for p in tiny_energy.parameters())
