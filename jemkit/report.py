@@ -244,3 +244,47 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     html_path.write_text(_render_html(header, rows, has_base, images, configs), encoding="utf-8")
     md_path.write_text(_render_md(header, rows, has_base, images, configs), encoding="utf-8")
     return html_path, md_path
+
+
+_CHECK_PAGE = """<!DOCTYPE html><html><body><pre id="out">pending</pre>
+<iframe id="f" src="{src}" style="width:1200px;height:900px"></iframe>
+<script>
+document.getElementById("f").addEventListener("load", function () {{
+  var d = this.contentDocument, imgs = Array.from(d.images);
+  document.getElementById("out").textContent = JSON.stringify({{
+    images: imgs.length,
+    loaded: imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length,
+    tables: d.querySelectorAll("table").length,
+    table_rows: d.querySelectorAll("table tr").length,
+    title: d.title}});
+}});
+</script></body></html>"""
+
+
+def browser_check(html_path: str | Path, chromium: str = "chromium", timeout: float = 120) -> dict:
+    """Open a report in headless Chromium (no network) and count its images, the images that actually
+    loaded (decoded, non-zero width), and its tables. Raises FileNotFoundError if Chromium is missing."""
+    import os
+    import subprocess
+    import tempfile
+
+    exe = shutil.which(chromium)
+    if exe is None:
+        raise FileNotFoundError(f"{chromium} not found (Debian: apt-get install chromium)")
+    html_path = Path(html_path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "check.html"
+        page.write_text(_CHECK_PAGE.format(src=html_path.as_uri()))
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp}/profile", "--allow-file-access-from-files", "--virtual-time-budget=10000",
+                 "--dump-dom", page.as_uri()]
+        dom = subprocess.run([exe, *flags], capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, "HOME": tmp}).stdout
+    start = dom.find('<pre id="out">')
+    if start < 0:
+        raise RuntimeError(f"Chromium did not render {html_path}")
+    text = html.unescape(dom[start + len('<pre id="out">'): dom.find("</pre>", start)])
+    if text == "pending":
+        raise RuntimeError(f"{html_path} did not finish loading in Chromium")
+    return json.loads(text)
