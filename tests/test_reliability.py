@@ -249,3 +249,14 @@ def test_memory_is_flat_over_a_run(tmp_path):
     cfg = load_preset("digits-jem", ["train.steps=90", *TINY])
     train(cfg, tmp_path / "run", progress=False, on_step=count)
     assert counts[30] == counts[60] == counts[90], counts
+
+
+def test_guard_detects_accuracy_collapse():
+    from jemkit.config import GuardConfig
+    from jemkit.training.guard import GuardState, check_accuracy
+
+    cfg, state = GuardConfig(acc_drop=0.3), GuardState()
+    for acc in (0.2, 0.6, 0.9, 0.7):  # rising, then a drop smaller than acc_drop
+        assert check_accuracy(cfg, state, acc) is None
+    assert state.best_acc == 0.9
+    assert "training accuracy collapsed: 0.500 after a best of 0.900" in check_accuracy(cfg, state, 0.5)
