@@ -41,10 +41,12 @@ class ModelConfig:
 
 @dataclass
 class SamplerConfig:
-    name: str = "sgld"  # sgld | langevin
+    name: str = "sgld"  # sgld | langevin | mala
     steps: int = 20
     step_size: float = 1.0
     noise: float = 0.01  # sgld only: JEM's decoupled noise std
+    grad_clip: float = 0.0  # sgld only: clip ∇ₓE per coordinate (JEM++'s proximal step); 0 = off
+    clamp: bool = False  # sgld only: keep samples in [−1, 1] after every step (JEM++)
     eval_mode: bool = True  # sample with the net in eval mode (JEM); False keeps train-mode BN (JEM++)
 
 
@@ -52,8 +54,8 @@ class SamplerConfig:
 class BufferConfig:
     size: int = 10000
     reinit: float = 0.05
-    init: str = "uniform"
-    conditional: bool = False  # one segment per class (p(x|y) variant)
+    init: str = "uniform"  # uniform (JEM) | class_gaussian (JEM++ informative init, fitted to the training data)
+    conditional: bool = False  # one segment per class: samples drawn as p(y) p(x|y) (JEM's p(x|y)-factored variant)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class TrainConfig:
     steps: int = 2000
     pyx_weight: float = 1.0
     px_weight: float = 1.0
+    pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
     log_every: int = 50
     eval_every: int = 500
@@ -208,8 +211,8 @@ CHOICES = {
     "model.arch": ("cnn", "wrn"),
     "model.norm": ("none", "batch", "layer", "instance"),
     "model.activation": ("leaky_relu", "silu", "relu"),
-    "sampler.name": ("sgld", "langevin"),
-    "buffer.init": ("uniform",),
+    "sampler.name": ("sgld", "langevin", "mala"),
+    "buffer.init": ("uniform", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
     "train.objective": ("jem", "ce"),
 }
@@ -218,7 +221,7 @@ POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature"
             "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
-                "train.seed", "guard.max_recoveries", "guard.extra_sgld_steps", "guard.inject_nan_at",
+                "train.seed", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
                 "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
@@ -249,6 +252,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.test_fraction must be in (0, 1), got {cfg.data.test_fraction}")
     if any(not 0.0 < f < 1.0 for f in cfg.optim.decay_at):
         raise ConfigError(f"optim.decay_at must hold fractions in (0, 1), got {cfg.optim.decay_at}")
+    if cfg.train.pxy_weight > 0 and not cfg.buffer.conditional:
+        raise ConfigError("train.pxy_weight > 0 samples x ~ p(x|y): set buffer.conditional=true")
     if cfg.model.arch == "wrn" and (cfg.model.depth - 4) % 6:
         raise ConfigError(f"model.depth must be 6n+4 for a WRN (e.g. 16, 22, 28), got {cfg.model.depth}")
     if not 0.0 <= cfg.model.dropout < 1.0:

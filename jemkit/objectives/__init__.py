@@ -1,4 +1,4 @@
 """Pure loss functions: ``objective(energy, ...) -> LossOutput``."""
-from .jem import LossOutput, discriminative, jem_hybrid
+from .jem import LossOutput, discriminative, jem_hybrid, joint_contrastive
 
-__all__ = ["LossOutput", "discriminative", "jem_hybrid"]
+__all__ = ["LossOutput", "discriminative", "jem_hybrid", "joint_contrastive"]

@@ -61,3 +61,9 @@ def jem_hybrid(
     stats = _classification_stats(logits, y, ce)
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())
     return LossOutput(loss, stats)
+
+
+def joint_contrastive(energy: ClassifierEnergy, x: Tensor, y: Tensor, x_sampled: Tensor) -> LossOutput:
+    """JEM's log p(x, y) term: E(x, y) − E(x', y) with x' ~ p(x|y) (the official code's p_x_y_weight)."""
+    gap = energy(x, y).mean() - energy(x_sampled, y).mean()
+    return LossOutput(gap, {"gap_xy": gap.detach()})

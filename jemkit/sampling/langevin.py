@@ -33,9 +33,13 @@ def langevin_chain(
     callback: Callback | None = None,
     eval_mode: bool = True,
     create_graph: bool = False,
+    grad_clip: float = 0.0,
+    clamp: tuple[float, float] | None = None,
 ) -> Tensor:
     """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I).
 
+    ``grad_clip > 0`` clips ∇ₓE per coordinate to [−grad_clip, grad_clip] (a proximal, trust-region
+    step as in JEM++'s PYLD); ``clamp=(lo, hi)`` projects x into the data range after each step.
     ``create_graph=True`` keeps the chain differentiable with respect to its input x (second-order
     autograd through every step), for attacks that backpropagate through MCMC purification.
     Parameters still get no gradient.
@@ -56,11 +60,16 @@ def langevin_chain(
                 x.requires_grad_(True)
             e = energy(x, y)  # (B,)
             (grad,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
+            step = grad.clamp(-grad_clip, grad_clip) if grad_clip > 0 else grad
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             if create_graph:
-                x = x - step_size * grad + noise_std * eps
+                x = x - step_size * step + noise_std * eps
+                if clamp is not None:
+                    x = x.clamp(*clamp)
             else:
-                x = x.detach().sub_(grad, alpha=step_size).add_(eps, alpha=noise_std)
+                x = x.detach().sub_(step, alpha=step_size).add_(eps, alpha=noise_std)
+                if clamp is not None:
+                    x.clamp_(*clamp)
             if callback is not None:
                 callback({"step": t, "x": x, "energy": e.detach(), "grad": grad})
     if not torch.isfinite(x.detach()).all():  # one host sync per chain, not per step
@@ -83,6 +92,8 @@ def sgld(
     callback: Callback | None = None,
     eval_mode: bool = True,
     create_graph: bool = False,
+    grad_clip: float = 0.0,
+    clamp: tuple[float, float] | None = None,
 ) -> Tensor:
     """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·ε.
 
@@ -90,10 +101,13 @@ def sgld(
     step_size = 1 with noise = 0.01, whereas a true Langevin step η would need noise √(2η) ≈ 1.41.
     The chain therefore samples a much colder distribution than p(x); it is a heuristic that
     works for short-run/persistent training, not an asymptotically exact sampler.
+    JEM++ (Yang & Ji 2021) variants: ``grad_clip`` (proximal step: ∇ₓE clipped per coordinate)
+    and ``clamp=(-1, 1)`` (samples kept in the data range).
     """
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=noise,
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
+        grad_clip=grad_clip, clamp=clamp,
     )
 
 

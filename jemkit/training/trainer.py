@@ -32,14 +32,14 @@ from ..images import save_grid
 from ..model import Classifier
 from ..nets import NETS, build_net
 from ..objectives import LossOutput
-from ..sampling import ReplayBuffer
+from ..sampling import ReplayBuffer, build_init
 from ..utils import make_generator, resolve_device
 from .checkpoint import CorruptCheckpoint, latest_valid, list_checkpoints, load_training_state, prune_checkpoints, save_checkpoint
 from .guard import DivergenceError, GuardState, check_accuracy, check_step
 from .steps import STEPS, make_sampler
 
-LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "sgld_grad_norm",
-               "test_acc", "seconds"]
+LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy", "sgld_grad_norm",
+               "accept_rate", "test_acc", "seconds"]
 log = logging.getLogger("jemkit")
 
 
@@ -154,8 +154,10 @@ class Run:
 
     def new_buffer(self) -> ReplayBuffer:
         b = self.cfg.buffer
-        return ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=b.init, device=self.device,
-                            generator=self.sample_gen)
+        if not hasattr(self, "init"):
+            self.init = build_init(b.init, self.data.x_train, self.data.y_train, self.data.num_classes)
+        return ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
+                            num_classes=self.data.num_classes if b.conditional else None, generator=self.sample_gen)
 
     def step_fn(self) -> Callable[..., LossOutput]:
         fn = STEPS[self.cfg.train.objective]
