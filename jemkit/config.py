@@ -24,6 +24,7 @@ class DataConfig:
     batch_size: int = 64
     input_noise: float = 0.03  # JEM: train inputs get N(0, σ²) noise
     test_fraction: float = 0.2  # digits only: held-out stratified split
+    labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
 
 
@@ -221,7 +222,7 @@ POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature"
             "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
-                "train.seed", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
+                "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
                 "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 

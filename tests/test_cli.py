@@ -68,3 +68,14 @@ def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "jemkit", "presets"], capture_output=True, text=True, check=True).stdout
     assert "digits-jem" in out and "fmnist-baseline" in out
+
+
+@pytest.mark.slow
+def test_semi_supervised_train_and_resume(tmp_path):
+    argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), "--set", "data.labels_per_class=3", *TINY]
+    assert main(argv) == 0
+    from jemkit.training.checkpoint import load_training_state, resolve_checkpoint
+
+    state = load_training_state(resolve_checkpoint(tmp_path / "run"))
+    assert state["unlabeled"] is not None and state["stream"]["epoch"] >= 0
+    assert main([*argv[:-len(TINY)], *TINY[:-1], "--set", "train.steps=4", "--resume", "--quiet"]) == 0

@@ -63,3 +63,23 @@ def test_mala_step_logs_acceptance(tiny_energy):
     out = jem_step(tiny_energy, torch.rand(4, 16), torch.tensor([0, 1, 2, 0]), sampler=sampler, buffer=buffer,
                    train=TrainConfig(), generator=g)
     assert 0.0 <= out.stats["accept_rate"].item() <= 1.0
+
+
+def test_semi_supervised_uses_unlabeled_images_for_log_px(tiny_energy):
+    tiny_energy.eval()
+    g = torch.Generator().manual_seed(0)
+    x, x_u, x_q = (torch.rand(8, 16, generator=g) for _ in range(3))
+    y = torch.randint(0, 3, (8,), generator=g)
+    out = jem_hybrid(tiny_energy, x, y, x_q, x_unlabeled=x_u)
+    with torch.no_grad():
+        assert torch.allclose(out.stats["e_data"], tiny_energy(x_u).mean())
+        assert not torch.allclose(out.stats["e_data"], tiny_energy(x).mean())
+
+
+def test_labelled_subset_is_balanced_and_seeded():
+    from jemkit.data import labelled_subset
+
+    y = torch.arange(10).repeat(30)
+    a, b = labelled_subset(y, 4, 10, seed=1), labelled_subset(y, 4, 10, seed=1)
+    assert torch.equal(a, b) and torch.equal(torch.bincount(y[a]), torch.full((10,), 4))
+    assert not torch.equal(a, labelled_subset(y, 4, 10, seed=2))

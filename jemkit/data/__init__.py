@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..utils import closest
-from .base import DatasetNotFound, ImageData, BatchStream
+from .base import BatchStream, DatasetNotFound, ImageData, labelled_subset
 from .digits import load_digits
 from .fashion_mnist import load_fashion_mnist
 from .ood import ood_sets
@@ -16,4 +16,4 @@ def load_dataset(name: str, **options) -> ImageData:
     return DATASETS[name](**options).validate()
 
 
-__all__ = ["DATASETS", "DatasetNotFound", "ImageData", "BatchStream", "load_dataset", "ood_sets"]
+__all__ = ["DATASETS", "DatasetNotFound", "ImageData", "BatchStream", "labelled_subset", "load_dataset", "ood_sets"]

@@ -47,6 +47,18 @@ class ImageData:
         )
 
 
+def labelled_subset(y: Tensor, per_class: int, num_classes: int, seed: int = 0) -> Tensor:
+    """Indices of ``per_class`` examples of each class, drawn with a seeded generator (semi-supervised splits)."""
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(num_classes):
+        idx = (y.cpu() == c).nonzero().squeeze(1)
+        if len(idx) < per_class:
+            raise ValueError(f"labels_per_class={per_class} but class {c} has only {len(idx)} training examples")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(picks).to(y.device)
+
+
 def uint8_to_unit(x: Tensor) -> Tensor:
     """uint8 pixels 0..255 → float32 in [−1, 1]: x / 255 · 2 − 1."""
     return x.float().div_(255.0).mul_(2).sub_(1)

@@ -44,14 +44,17 @@ def jem_hybrid(
     pyx_weight: float = 1.0,
     px_weight: float = 1.0,
     energy_l2: float = 0.0,
+    x_unlabeled: Tensor | None = None,
 ) -> LossOutput:
     """JEM: w_y·CE(f(x), y) + w_x·[E(x) − E(x_sampled)] (+ energy_l2·[E(x)² + E(x_sampled)²]).
 
-    One forward pass of the labelled batch serves both the CE term and E(x_data).
+    One forward pass of the labelled batch serves both the CE term and E(x_data). In
+    semi-supervised training, E(x_data) is taken on ``x_unlabeled`` instead (JEM §3: unlabelled
+    images still train log p(x)).
     """
     logits = energy.logits(x)  # (B, K)
     ce = F.cross_entropy(logits, y)
-    e_data = energy.energy_from_logits(logits)  # (B,)
+    e_data = energy.energy_from_logits(logits) if x_unlabeled is None else energy(x_unlabeled)  # (B,)
     e_sample = energy(x_sampled)  # (B',)
     gap = e_data.mean() - e_sample.mean()
     px = gap

@@ -38,6 +38,7 @@ def jem_step(
     buffer: ReplayBuffer,
     train: TrainConfig,
     generator: torch.Generator | None = None,
+    x_unlabeled: Tensor | None = None,
 ) -> LossOutput:
     """JEM step (PCD): draw chains from the buffer (5% re-initialized), run SGLD, write them back,
     and return the hybrid loss CE(f(x), y) + E(x) − E(x_sampled).
@@ -62,7 +63,7 @@ def jem_step(
 
     out = jem_hybrid(
         energy, x, y, advance(None),
-        pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2,
+        pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled,
     )
     if train.pxy_weight > 0:
         joint = joint_contrastive(energy, x, y, advance(y))

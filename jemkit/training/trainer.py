@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import Config, OptimConfig, load_config, save_config, validate
-from ..data import BatchStream, ImageData, load_dataset
+from ..data import BatchStream, ImageData, labelled_subset, load_dataset
 from ..energy import ClassifierEnergy
 from ..evaluation.classification import classification_metrics, predict_logits
 from ..images import save_grid
@@ -144,8 +144,14 @@ class Run:
         self.model.check_finite = False  # data are validated once at load; the guard watches the rest
         self.energy = ClassifierEnergy(self.model, cfg.model.temperature)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
-        self.stream = BatchStream(self.data.x_train, self.data.y_train, d.batch_size, seed=cfg.train.seed,
-                                  input_noise=d.input_noise)
+        x, y = self.data.x_train, self.data.y_train
+        self.unlabeled = None  # semi-supervised: all images feed log p(x), only a labelled subset feeds CE
+        if d.labels_per_class > 0:
+            idx = labelled_subset(y, d.labels_per_class, self.data.num_classes, d.split_seed)
+            if cfg.train.objective == "jem":
+                self.unlabeled = BatchStream(x, y, d.batch_size, seed=cfg.train.seed + 1, input_noise=d.input_noise)
+            x, y = x[idx], y[idx]
+        self.stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=cfg.train.seed, input_noise=d.input_noise)
         self.sample_gen = make_generator(self.device, cfg.train.seed + 1)  # sampler and buffer randomness
         self.guard = GuardState()
         self.buffer = self.new_buffer() if cfg.train.objective == "jem" else None
@@ -165,10 +171,12 @@ class Run:
             return fn
         sampler = make_sampler(self.cfg.sampler, self.guard.extra_sgld_steps)
         return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=self.cfg.train,
-                                       generator=self.sample_gen)
+                                       generator=self.sample_gen,
+                                       x_unlabeled=next(self.unlabeled)[0] if self.unlabeled is not None else None)
 
     def state(self) -> dict:
         return {"step": self.step, "optimizer": self.opt.state_dict(), "stream": self.stream.state_dict(),
+                "unlabeled": self.unlabeled.state_dict() if self.unlabeled is not None else None,
                 "sample_gen": self.sample_gen.get_state(), "rng": rng_state(), "guard": self.guard.state_dict(),
                 "test_acc": self.test_acc}
 
@@ -188,6 +196,8 @@ class Run:
         state = load_training_state(record_path)  # on CPU; the optimizer moves its state to the parameters' device
         self.opt.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(state["stream"])
+        if self.unlabeled is not None:
+            self.unlabeled.load_state_dict(state["unlabeled"])
         self.sample_gen.set_state(state["sample_gen"])
         set_rng_state(state["rng"])
         if restore_guard:

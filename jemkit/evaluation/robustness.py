@@ -1,0 +1,317 @@
+"""Adversarial robustness: PGD accuracy-vs-ε curves, bare and behind JEM's purification defense.
+
+Threat model and conventions (DESIGN.md §5):
+
+* **ε is in [0, 1] pixel units** (8/255 means what it means in the literature). jemkit models
+  read [−1, 1], so a perturbation of ε pixels is 2ε in model-input units, for L∞ and L2 alike.
+  Attacks run through ``PixelSpace``, which maps [0, 1] → [−1, 1] (x·2 − 1) in front of the model,
+  so torchattacks sees the [0, 1] images it expects and clamps adversarial images to the data range.
+* **Attacks**: torchattacks 3.5.1 ``PGD`` (L∞) and ``PGDL2`` (L2), ``random_start=True``, step
+  α = 2.5·ε/steps (Madry et al. 2018). ``restarts`` runs per ε; an example counts as robust at ε only
+  if it survives every restart at every ε' ≤ ε (a running minimum per example over the ascending ε
+  list), so every curve is non-increasing by construction; ``monotone`` re-checks it. ε = 0 is always
+  on the list and is evaluated without attacking (PGDL2 divides 0/0 at ε = 0): it is clean accuracy.
+* **Defense** ("purify then classify", JEM §5.3, its ``attack_model.py``): N copies of the input
+  get N(0, σ²) noise (σ in [−1, 1] model units, default 0.03 as JEM), K SGLD steps on the marginal
+  energy E(x) with the checkpoint's training step size and noise, and the classifier's **logits are
+  averaged** over the copies (as JEM), giving one prediction per input.
+* **Seeing through the defense**: the attacked model draws fresh copy noise and fresh SGLD noise at
+  every forward (EOT over the stochastic copies); the attacker's forward averages the logits of
+  ``copies × eot`` copies, so each PGD gradient is that of the Monte-Carlo estimate of the
+  defended decision function E_T[f(T(x))] from eot times more draws than the defense makes.
+  Through the K SGLD steps the gradient is either
+  - ``bpda``: straight-through, x + (purify(x) − x).detach(): Jacobian of purification ≈ I (as JEM);
+  - ``full``: exact, backprop through every step (``sgld(..., create_graph=True)``); cost and
+    memory grow with K, so keep K small.
+  Adversarial examples are then judged by a separate defended model with ``copies`` copies and
+  its own randomness.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..energy import ClassifierEnergy
+from ..sampling import sgld
+from ..utils import closest, frozen
+
+if TYPE_CHECKING:
+    from .suite import EvalContext
+
+INSTALL_HINT = "pip install --no-deps torchattacks==3.5.1"
+ATTACKS = {"linf": "PGD", "l2": "PGDL2"}  # norm → torchattacks class
+
+# ε in [0, 1] pixel units, per dataset; others get the CIFAR-style lists.
+EPS_PRESETS = {
+    "digits": {"linf": (0.0, 0.05, 0.1, 0.2, 0.3), "l2": (0.0, 0.25, 0.5, 1.0, 2.0)},
+    "fashion-mnist": {"linf": (0.0, 0.02, 0.05, 0.1, 0.2), "l2": (0.0, 0.5, 1.0, 2.0, 3.0)},
+}
+DEFAULT_EPS = {"linf": (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255), "l2": (0.0, 0.25, 0.5, 1.0)}
+
+
+def import_torchattacks():
+    try:
+        import torchattacks
+    except ImportError as err:
+        raise ImportError(f"the robustness suite needs torchattacks: {INSTALL_HINT}") from err
+    return torchattacks
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass
+class RobustnessOptions:
+    linf_eps: tuple[float, ...] | None = None  # [0, 1] pixel units; None: the dataset's preset
+    l2_eps: tuple[float, ...] | None = None
+    n_bare: int = 500  # test examples attacked on the bare classifier (a seeded random subset)
+    n_defended: int = 100  # the first n_defended of those, attacked through the defense
+    pgd_steps_bare: int = 20
+    pgd_steps_defended: int = 10
+    restarts: int = 2
+    defense_gradients: tuple[str, ...] = ("bpda", "full")  # attacks on the defense; () for bare only
+    purify_steps: int = 5  # K
+    copies: int = 4  # N
+    copy_noise: float = 0.03  # σ, [−1, 1] model units
+    eot: int = 2  # the attacker averages over copies × eot draws
+    sgld_step_size: float | None = None  # None: the checkpoint's training sampler
+    sgld_noise: float | None = None
+    batch_size: int = 250  # bare; the defended batch is batch_size // (copies · eot), at least 1
+
+
+QUICK = {"n_bare": 32, "n_defended": 16, "pgd_steps_bare": 3, "pgd_steps_defended": 3, "restarts": 1,
+         "purify_steps": 2, "copies": 2, "eot": 1}
+
+
+def resolve_options(ctx: EvalContext, overrides: dict | None = None) -> RobustnessOptions:
+    """Full-size defaults (or ``QUICK`` if ``ctx.quick``), then ``overrides``; ε lists sorted, with 0."""
+    names = {f.name for f in dataclasses.fields(RobustnessOptions)}
+    for key in overrides or {}:
+        if key not in names:
+            raise ValueError(f"unknown robustness option '{key}'{closest(key, names)}; available: {', '.join(sorted(names))}")
+    opts = RobustnessOptions(**{**(QUICK if ctx.quick else {}), **(overrides or {})})
+    for g in opts.defense_gradients:
+        if g not in GRADIENTS:
+            raise ValueError(f"unknown defense gradient '{g}'{closest(g, GRADIENTS)}; choose from {sorted(GRADIENTS)}")
+    presets = EPS_PRESETS.get(ctx.data.name, DEFAULT_EPS)
+    for norm in ATTACKS:
+        given = getattr(opts, f"{norm}_eps")
+        eps = presets[norm] if given is None else given
+        if given is None and ctx.quick:  # first, middle and last of the preset
+            eps = (eps[0], eps[len(eps) // 2], eps[-1])
+        if any(e < 0 for e in eps):
+            raise ValueError(f"{norm}_eps must be >= 0, got {list(eps)}")
+        setattr(opts, f"{norm}_eps", tuple(sorted({0.0, *map(float, eps)})))
+    sampler = ctx.model.record.get("sampler", {})
+    if opts.sgld_step_size is None:
+        opts.sgld_step_size = float(sampler.get("step_size", 1.0))
+    if opts.sgld_noise is None:  # a Langevin-trained checkpoint: its coupled noise √(2η)
+        langevin = sampler.get("name") == "langevin"
+        opts.sgld_noise = math.sqrt(2 * opts.sgld_step_size) if langevin else float(sampler.get("noise", 0.01))
+    return opts
+
+
+# ---------------------------------------------------------------- the defense
+
+
+def purify_bpda(energy: ClassifierEnergy, x: Tensor, **sgld_options) -> Tensor:
+    """K SGLD steps with a straight-through gradient: value purify(x), Jacobian I (BPDA)."""
+    return x + (sgld(energy, x, **sgld_options) - x).detach()
+
+
+def purify_full(energy: ClassifierEnergy, x: Tensor, **sgld_options) -> Tensor:
+    """K SGLD steps kept differentiable in x: the exact gradient through every step."""
+    return sgld(energy, x, create_graph=True, **sgld_options)
+
+
+GRADIENTS: dict[str, Callable[..., Tensor]] = {"bpda": purify_bpda, "full": purify_full}
+
+
+class PixelSpace(nn.Module):
+    """A [−1, 1] classifier as one on [0, 1] pixels: f(x·2 − 1)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x * 2 - 1)
+
+
+class PurifiedClassifier(nn.Module):
+    """JEM's defense on [0, 1] pixels; each forward draws fresh randomness from ``generator``.
+
+    x (B, C, H, W) → x·2 − 1 → N noisy copies x + σ·ε → K SGLD steps on E(x) → f → mean of the
+    N copies' logits (B, K). ``purify`` is ``purify_bpda`` or ``purify_full`` (how gradients pass
+    the SGLD steps; the forward value is the same).
+    """
+
+    def __init__(self, energy: ClassifierEnergy, opts: RobustnessOptions, copies: int,
+                 purify: Callable[..., Tensor], generator: torch.Generator):
+        super().__init__()
+        self.energy, self.opts, self.copies, self.purify, self.generator = energy, opts, copies, purify, generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, o = len(x), self.opts
+        xc = (x * 2 - 1).repeat(self.copies, 1, 1, 1)  # (N·B, C, H, W), copy-major
+        xc = xc + o.copy_noise * torch.randn(xc.shape, generator=self.generator, device=xc.device, dtype=xc.dtype)
+        xk = self.purify(self.energy, xc, steps=o.purify_steps, step_size=o.sgld_step_size,
+                         noise=o.sgld_noise, generator=self.generator)
+        return self.energy.logits(xk).view(self.copies, b, -1).mean(0)  # (B, K)
+
+
+# ---------------------------------------------------------------- curves
+
+
+@torch.no_grad()
+def correct(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
+    """(N,) bool: argmax model(x) == y."""
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size] for i in range(0, len(x), batch_size)])
+
+
+def robust_curve(attack, judge: nn.Module, x: Tensor, y: Tensor, clean: Tensor, eps: tuple[float, ...],
+                 restarts: int, batch_size: int, step: Callable[[], None]) -> list[float]:
+    """Accuracy at each ε (ascending, eps[0] = 0) under ``attack(eps)(x, y) -> x_adv``.
+
+    ``clean`` (N,) bool is the ε = 0 correctness; an example stays robust while it survives every
+    restart at every ε so far (the running minimum), and only survivors are attacked further.
+    """
+    alive = clean.clone()
+    accuracy = [alive.float().mean().item()]
+    for e in eps[1:]:
+        atk = attack(e)
+        for _ in range(restarts):
+            survivors = alive.nonzero().squeeze(1)
+            for idx in survivors.split(batch_size) if len(survivors) else ():
+                adv = atk(x[idx], y[idx])
+                alive[idx] &= correct(judge, adv, y[idx], batch_size)
+            step()
+        accuracy.append(alive.float().mean().item())
+    return accuracy
+
+
+def eps_key(e: float) -> str:
+    """'eps_8/255' for multiples of 1/255, else 'eps_0.1'."""
+    k = e * 255
+    return f"eps_{round(k)}/255" if 0 < e < 1 and abs(k - round(k)) < 1e-6 else f"eps_{e:g}"
+
+
+def is_monotone(curve: list[float]) -> bool:
+    return all(b <= a for a, b in zip(curve, curve[1:]))
+
+
+def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
+    """PGD L∞ / L2 accuracy-vs-ε curves for the bare classifier and for the purification defense
+    (attacked with BPDA and with full backprop, both under EOT); writes ``{prefix}robustness.png``.
+
+    ``options`` overrides ``RobustnessOptions`` fields (e.g. ``{"linf_eps": [0, 0.1], "n_bare": 100}``).
+    Every random draw is seeded from ``ctx.seed``: the defense's through explicit generators,
+    torchattacks' random starts through torch's global RNG, which is forked and restored.
+    """
+    torchattacks = import_torchattacks()
+    opts = resolve_options(ctx, options)
+    device = ctx.data.x_test.device
+    n = min(opts.n_bare, len(ctx.data.y_test))
+    n_def = min(opts.n_defended, n)
+    order = torch.randperm(len(ctx.data.y_test), generator=torch.Generator().manual_seed(ctx.seed))[:n].to(device)
+    x, y = (ctx.data.x_test[order] + 1) / 2, ctx.data.y_test[order]  # [0, 1] pixels
+    direct_clean = (ctx.logits[order].argmax(1) == y).float().mean().item()
+    def_batch = max(1, opts.batch_size // (opts.copies * opts.eot))
+
+    def defended(copies: int, gradient: str, offset: int) -> PurifiedClassifier:
+        return PurifiedClassifier(ctx.energy, opts, copies, GRADIENTS[gradient], ctx.generator(offset)).eval()
+
+    def pgd(norm: str, model: nn.Module, steps: int) -> Callable[[float], object]:
+        cls = getattr(torchattacks, ATTACKS[norm])
+        return lambda e: cls(model, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
+
+    n_curves = 1 + (len(opts.defense_gradients) if n_def else 0)
+    total = n_curves * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
+    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    curves: dict[str, dict[str, list[float]]] = {norm: {} for norm in ATTACKS}
+    with frozen(ctx.model), torch.random.fork_rng(devices=cuda), \
+            tqdm(total=total, desc=f"robustness ({ctx.label})", disable=not ctx.progress, leave=False) as bar:
+        bare = PixelSpace(ctx.model).eval()
+        clean = correct(bare, x, y, opts.batch_size)
+        clean_def = correct(defended(opts.copies, "bpda", 300), x[:n_def], y[:n_def], def_batch)
+        for i, norm in enumerate(ATTACKS):
+            eps = getattr(opts, f"{norm}_eps")
+            torch.manual_seed(ctx.seed + 310 + 10 * i)  # torchattacks' random starts
+            curves[norm]["bare"] = robust_curve(pgd(norm, bare, opts.pgd_steps_bare), bare, x, y, clean, eps,
+                                                opts.restarts, opts.batch_size, bar.update)
+            for j, g in enumerate(opts.defense_gradients if n_def else ()):
+                offset = 320 + 10 * i + 2 * j
+                torch.manual_seed(ctx.seed + offset)
+                attacked = defended(opts.copies * opts.eot, g, offset)
+                judge = defended(opts.copies, "bpda", offset + 1)  # same forward value, no graph
+                curves[norm][g] = robust_curve(pgd(norm, attacked, opts.pgd_steps_defended), judge, x[:n_def], y[:n_def],
+                                               clean_def, eps, opts.restarts, def_batch, bar.update)
+
+    result = summarize(ctx, opts, curves, n, n_def, direct_clean, clean_def.float().mean().item() if n_def else None)
+    plot_robustness(curves, {m: getattr(opts, f"{m}_eps") for m in ATTACKS},
+                    ctx.out_dir / f"{ctx.prefix}robustness.png", f"{ctx.label}: PGD accuracy vs ε (n={n}, defended n={n_def})")
+    return {"robustness": result}
+
+
+def summarize(ctx: EvalContext, opts: RobustnessOptions, curves: dict, n: int, n_def: int,
+              clean: float, clean_def: float | None) -> dict:
+    """The result tree: curves as lists, each point also as a scalar under ``eps_<v>``, and checks."""
+    result: dict = {
+        "eps_units": "[0, 1] pixels (model input [-1, 1]: 2x that distance)",
+        "n_bare": n, "n_defended": n_def,
+        "clean_accuracy": clean, "defended_clean_accuracy": clean_def,
+        "attack": {"pgd_steps_bare": opts.pgd_steps_bare, "pgd_steps_defended": opts.pgd_steps_defended,
+                   "restarts": opts.restarts, "eot": opts.eot, "attacker_copies": opts.copies * opts.eot,
+                   "step": "alpha = 2.5 eps / steps, random start"},
+        "defense": {"steps": opts.purify_steps, "copies": opts.copies, "copy_noise": opts.copy_noise,
+                    "sgld_step_size": opts.sgld_step_size, "sgld_noise": opts.sgld_noise,
+                    "logits": "mean over copies"},
+    }
+    consistent, monotone = True, True
+    for norm, by_curve in curves.items():
+        eps = list(getattr(opts, f"{norm}_eps"))
+        entry: dict = {"eps": eps, **by_curve}
+        for k, e in enumerate(eps):
+            entry[eps_key(e)] = {name: acc[k] for name, acc in by_curve.items()}
+        entry["monotone"] = {name: is_monotone(acc) for name, acc in by_curve.items()}
+        monotone &= all(entry["monotone"].values())
+        consistent &= abs(by_curve["bare"][0] - clean) < 0.5 / n
+        consistent &= all(acc[0] == clean_def for name, acc in by_curve.items() if name != "bare")
+        result[norm] = entry
+    result["monotone"] = monotone
+    result["eps0_is_clean"] = consistent
+    if not consistent:
+        warnings.warn(f"robustness ({ctx.label}): accuracy at eps = 0 differs from clean accuracy {clean:.4f}; "
+                      "the [0, 1] pixel mapping or the bookkeeping is off", RuntimeWarning, stacklevel=2)
+    return result
+
+
+def plot_robustness(curves: dict, eps: dict, path: str | Path, title: str) -> Path:
+    """One panel per norm: accuracy vs ε for the bare classifier and each attack on the defense."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"bare": "bare classifier", "bpda": "defended, BPDA + EOT", "full": "defended, full backprop + EOT"}
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), squeeze=False)
+    for ax, (norm, by_curve) in zip(axes[0], curves.items()):
+        for name, acc in by_curve.items():
+            ax.plot(eps[norm], acc, marker="o", label=labels.get(name, name))
+        ax.set(xlabel=f"ε ({'L∞' if norm == 'linf' else 'L2'}, [0, 1] pixel units)", ylabel="accuracy",
+               ylim=(-0.02, 1.02), title=norm)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
