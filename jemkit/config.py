@@ -38,6 +38,7 @@ class ModelConfig:
     dropout: float = 0.0
     activation: str = "leaky_relu"  # cnn: leaky_relu | silu | relu
     temperature: float = 1.0  # E(x) = −T logsumexp(f/T)
+    spectral_norm: bool = False  # spectral normalization on every conv and linear layer (IGEBM)
 
 
 @dataclass
@@ -68,11 +69,13 @@ class OptimConfig:
     warmup: int = 1000  # linear warmup iterations
     decay_at: list[float] = field(default_factory=list)  # fractions of training where lr *= decay
     decay: float = 0.3
+    grad_clip: float = 0.0  # clip the parameters' gradient norm to this (0 = off)
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "jem"  # jem | ce
+    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline)
+    chain_init: str = "buffer"  # buffer (PCD) | data (contrastive divergence CD-k, k = sampler.steps)
     steps: int = 2000
     pyx_weight: float = 1.0
     px_weight: float = 1.0
@@ -215,7 +218,8 @@ CHOICES = {
     "sampler.name": ("sgld", "langevin", "mala"),
     "buffer.init": ("uniform", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
-    "train.objective": ("jem", "ce"),
+    "train.objective": ("jem", "ebm", "ce"),
+    "train.chain_init": ("buffer", "data"),
 }
 POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature", "buffer.size", "train.steps",
             "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
@@ -223,7 +227,7 @@ POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature"
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
-                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2"]
+                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "optim.grad_clip"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from jemkit.cli import main
 
@@ -79,3 +80,20 @@ def test_semi_supervised_train_and_resume(tmp_path):
     state = load_training_state(resolve_checkpoint(tmp_path / "run"))
     assert state["unlabeled"] is not None and state["stream"]["epoch"] >= 0
     assert main([*argv[:-len(TINY)], *TINY[:-1], "--set", "train.steps=4", "--resume", "--quiet"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sets", [
+    ["train.objective=ebm", "model.spectral_norm=true", "train.energy_l2=0.1", "optim.grad_clip=1.0"],
+    ["train.objective=ebm", "train.chain_init=data"],
+    ["train.chain_init=data", "sampler.name=mala", "sampler.step_size=0.001"],
+])
+def test_unconditional_and_cd_k_variants_train_and_load(tmp_path, sets):
+    import jemkit
+
+    argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), *TINY]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    model = jemkit.load(tmp_path / "run")
+    assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)

@@ -83,3 +83,34 @@ def test_labelled_subset_is_balanced_and_seeded():
     a, b = labelled_subset(y, 4, 10, seed=1), labelled_subset(y, 4, 10, seed=1)
     assert torch.equal(a, b) and torch.equal(torch.bincount(y[a]), torch.full((10,), 4))
     assert not torch.equal(a, labelled_subset(y, 4, 10, seed=2))
+
+
+def test_contrastive_divergence_value(tiny_energy):
+    from jemkit.objectives import contrastive_divergence
+
+    tiny_energy.eval()
+    x, x_q = torch.rand(6, 16), torch.rand(6, 16)
+    out = contrastive_divergence(tiny_energy, x, x_q, energy_l2=0.5)
+    e, e_q = tiny_energy(x), tiny_energy(x_q)
+    expected = e.mean() - e_q.mean() + 0.5 * (e.pow(2).mean() + e_q.pow(2).mean())
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+
+
+def test_cd_k_starts_chains_at_the_data(tiny_energy):
+    from jemkit.training.steps import Chains
+
+    seen = []
+    sampler = lambda energy, x, y=None, generator=None, callback=None: seen.append(x.clone()) or x + 1
+    x = torch.rand(4, 16)
+    out = Chains(tiny_energy, sampler, None, TrainConfig(chain_init="data"), None).advance(x)
+    assert torch.equal(seen[0], x) and torch.equal(out, x + 1)
+
+
+def test_spectral_norm_bounds_layers():
+    from jemkit.nets import build_net
+
+    net = build_net("cnn", 1, 10, width=8, spectral_norm=True)
+    net(torch.randn(2, 1, 8, 8))  # power iterations run in train mode
+    w = net.head.weight
+    assert torch.linalg.matrix_norm(w, ord=2) < 1.05
+    assert any("parametrizations" in k for k in net.state_dict())

@@ -12,8 +12,18 @@ from .wideresnet import WideResNet
 NETS: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "wrn": WideResNet}
 
 
-def build_net(arch: str, in_channels: int, num_classes: int, **options) -> nn.Module:
-    """Instantiate a backbone; options that the architecture does not take are an error."""
+def add_spectral_norm(net: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) on every conv and linear layer, as IGEBM uses."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for module in list(net.modules()):
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            spectral_norm(module)
+    return net
+
+
+def build_net(arch: str, in_channels: int, num_classes: int, *, spectral_norm: bool = False, **options) -> nn.Module:
+    """Instantiate a backbone (optionally spectrally normalized); options the architecture does not take are an error."""
     if arch not in NETS:
         raise ValueError(f"unknown architecture '{arch}'{closest(arch, NETS)}; choose one of {sorted(NETS)}")
     cls = NETS[arch]
@@ -21,7 +31,8 @@ def build_net(arch: str, in_channels: int, num_classes: int, **options) -> nn.Mo
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes {sorted(accepted)}")
-    return cls(in_channels=in_channels, num_classes=num_classes, **options)
+    net = cls(in_channels=in_channels, num_classes=num_classes, **options)
+    return add_spectral_norm(net) if spectral_norm else net
 
 
 __all__ = ["NETS", "build_net", "SmallCNN", "WideResNet"]

@@ -1,4 +1,6 @@
 """Pure loss functions: ``objective(energy, ...) -> LossOutput``."""
-from .jem import LossOutput, discriminative, jem_hybrid, joint_contrastive
+from .contrastive import contrastive_divergence, contrastive_term
+from .jem import discriminative, jem_hybrid, joint_contrastive
+from .output import LossOutput
 
-__all__ = ["LossOutput", "discriminative", "jem_hybrid", "joint_contrastive"]
+__all__ = ["LossOutput", "contrastive_divergence", "contrastive_term", "discriminative", "jem_hybrid", "joint_contrastive"]

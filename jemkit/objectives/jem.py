@@ -8,20 +8,12 @@ energy-magnitude regularizer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
-
-
-@dataclass
-class LossOutput:
-    """A scalar loss to backpropagate and detached statistics for logging (tensors, no host sync)."""
-
-    loss: Tensor
-    stats: dict[str, Tensor] = field(default_factory=dict)
+from .contrastive import contrastive_term
+from .output import LossOutput
 
 
 def _classification_stats(logits: Tensor, y: Tensor, ce: Tensor) -> dict[str, Tensor]:
@@ -56,10 +48,7 @@ def jem_hybrid(
     ce = F.cross_entropy(logits, y)
     e_data = energy.energy_from_logits(logits) if x_unlabeled is None else energy(x_unlabeled)  # (B,)
     e_sample = energy(x_sampled)  # (B',)
-    gap = e_data.mean() - e_sample.mean()
-    px = gap
-    if energy_l2 > 0:
-        px = px + energy_l2 * (e_data.pow(2).mean() + e_sample.pow(2).mean())
+    px, gap = contrastive_term(e_data, e_sample, energy_l2)
     loss = pyx_weight * ce + px_weight * px
     stats = _classification_stats(logits, y, ce)
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())

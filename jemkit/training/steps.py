@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..config import SamplerConfig, TrainConfig
 from ..energy import ClassifierEnergy
-from ..objectives import LossOutput, discriminative, jem_hybrid, joint_contrastive
+from ..objectives import LossOutput, contrastive_divergence, discriminative, jem_hybrid, joint_contrastive
 from ..sampling import SAMPLERS, ReplayBuffer
 from ..utils import closest
 
@@ -29,50 +29,90 @@ def ce_step(energy: ClassifierEnergy, x: Tensor, y: Tensor, **_) -> LossOutput:
     return discriminative(energy, x, y)
 
 
+class Chains:
+    """Advances MCMC chains for one training step and keeps what the guard and the log need:
+    the last step's ∇ₓE (``sgld_grad_norm``) and MALA's acceptances (``accept_rate``).
+
+    Chains start from the replay buffer (PCD; 5% re-initialized) or, with ``train.chain_init=data``,
+    from the data batch itself (contrastive divergence CD-k, k = sampler steps).
+    """
+
+    def __init__(self, energy, sampler: Callable, buffer: ReplayBuffer | None, train: TrainConfig,
+                 generator: torch.Generator | None):
+        self.energy, self.sampler, self.buffer, self.train, self.generator = energy, sampler, buffer, train, generator
+        self.last: dict = {}
+        self.accepts: list[Tensor] = []
+
+    def _record(self, info: dict) -> None:
+        self.last.update(info)
+        if "accept" in info:
+            self.accepts.append(info["accept"])
+
+    def advance(self, x: Tensor, y_chain: Tensor | None = None) -> Tensor:
+        if self.train.chain_init == "data":
+            return self.sampler(self.energy, x, y=y_chain, generator=self.generator, callback=self._record)
+        draw = self.buffer.sample(x.shape[0], y=y_chain, generator=self.generator)
+        x_sampled = self.sampler(self.energy, draw.x, y=draw.y, generator=self.generator, callback=self._record)
+        self.buffer.push(x_sampled, draw.index)
+        return x_sampled
+
+    def stats(self) -> dict[str, Tensor]:
+        out = {}
+        if "grad" in self.last:  # ‖∇ₓE‖ at the chain's last step, mean over the batch
+            out["sgld_grad_norm"] = self.last["grad"].flatten(1).norm(dim=1).mean()
+        if self.accepts:
+            out["accept_rate"] = torch.stack(self.accepts).mean()
+        return out
+
+
 def jem_step(
     energy: ClassifierEnergy,
     x: Tensor,
     y: Tensor,
     *,
     sampler: Callable,
-    buffer: ReplayBuffer,
+    buffer: ReplayBuffer | None,
     train: TrainConfig,
     generator: torch.Generator | None = None,
     x_unlabeled: Tensor | None = None,
 ) -> LossOutput:
-    """JEM step (PCD): draw chains from the buffer (5% re-initialized), run SGLD, write them back,
-    and return the hybrid loss CE(f(x), y) + E(x) − E(x_sampled).
+    """JEM step: advance chains (PCD from the buffer, or CD-k from the data), and return the hybrid
+    loss CE(f(x), y) + E(x) − E(x_sampled).
 
     With a class-conditional buffer the chains follow E(x, y') for classes y' drawn uniformly
     (samples from p(y) p(x|y), JEM's p(x|y)-factored variant); ``train.pxy_weight > 0`` adds
     JEM's log p(x, y) term with chains conditioned on the batch's own labels.
     """
-    last: dict = {}
-    accepts: list[Tensor] = []
-
-    def record(info: dict) -> None:  # keep the last step's gradient; collect MALA's acceptances
-        last.update(info)
-        if "accept" in info:
-            accepts.append(info["accept"])
-
-    def advance(y_chain: Tensor | None) -> Tensor:
-        draw = buffer.sample(x.shape[0], y=y_chain, generator=generator)
-        x_sampled = sampler(energy, draw.x, y=draw.y, generator=generator, callback=record)
-        buffer.push(x_sampled, draw.index)
-        return x_sampled
-
+    chains = Chains(energy, sampler, buffer, train, generator)
+    x_px = x if x_unlabeled is None else x_unlabeled
     out = jem_hybrid(
-        energy, x, y, advance(None),
+        energy, x, y, chains.advance(x_px),
         pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled,
     )
     if train.pxy_weight > 0:
-        joint = joint_contrastive(energy, x, y, advance(y))
+        joint = joint_contrastive(energy, x, y, chains.advance(x, y))
         out = LossOutput(out.loss + train.pxy_weight * joint.loss, {**out.stats, **joint.stats})
-    if "grad" in last:  # ‖∇ₓE‖ at the chain's last step, mean over the batch (for the divergence guard)
-        out.stats["sgld_grad_norm"] = last["grad"].flatten(1).norm(dim=1).mean()
-    if accepts:
-        out.stats["accept_rate"] = torch.stack(accepts).mean()
+    out.stats.update(chains.stats())
     return out
 
 
-STEPS = {"jem": jem_step, "ce": ce_step}
+def ebm_step(
+    energy: ClassifierEnergy,
+    x: Tensor,
+    y: Tensor,
+    *,
+    sampler: Callable,
+    buffer: ReplayBuffer | None,
+    train: TrainConfig,
+    generator: torch.Generator | None = None,
+    x_unlabeled: Tensor | None = None,
+) -> LossOutput:
+    """Unconditional EBM by maximum likelihood (IGEBM, Du & Mordatch 2019): E(x) − E(x_sampled)
+    (+ L2 energy penalty), labels unused. E(x) = −logsumexp f(x) of the same backbone."""
+    chains = Chains(energy, sampler, buffer, train, generator)
+    out = contrastive_divergence(energy, x, chains.advance(x), energy_l2=train.energy_l2)
+    out.stats.update(chains.stats())
+    return out
+
+
+STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step}

@@ -65,7 +65,7 @@ class TrainingInterrupted(Exception):
 
 def net_options(cfg: Config) -> dict:
     """The model-config fields that the chosen architecture takes."""
-    accepted = set(inspect.signature(NETS[cfg.model.arch]).parameters)
+    accepted = set(inspect.signature(NETS[cfg.model.arch]).parameters) | {"spectral_norm"}
     return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in accepted}
 
 
@@ -148,13 +148,14 @@ class Run:
         self.unlabeled = None  # semi-supervised: all images feed log p(x), only a labelled subset feeds CE
         if d.labels_per_class > 0:
             idx = labelled_subset(y, d.labels_per_class, self.data.num_classes, d.split_seed)
-            if cfg.train.objective == "jem":
+            if cfg.train.objective != "ce":
                 self.unlabeled = BatchStream(x, y, d.batch_size, seed=cfg.train.seed + 1, input_noise=d.input_noise)
             x, y = x[idx], y[idx]
         self.stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=cfg.train.seed, input_noise=d.input_noise)
         self.sample_gen = make_generator(self.device, cfg.train.seed + 1)  # sampler and buffer randomness
         self.guard = GuardState()
-        self.buffer = self.new_buffer() if cfg.train.objective == "jem" else None
+        uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+        self.buffer = self.new_buffer() if uses_buffer else None
         self.record = checkpoint_record(cfg, self.data, self.model)
         self.step, self.test_acc = 0, float("nan")
 
@@ -167,7 +168,7 @@ class Run:
 
     def step_fn(self) -> Callable[..., LossOutput]:
         fn = STEPS[self.cfg.train.objective]
-        if self.buffer is None:
+        if self.cfg.train.objective == "ce":
             return fn
         sampler = make_sampler(self.cfg.sampler, self.guard.extra_sgld_steps)
         return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=self.cfg.train,
@@ -338,6 +339,8 @@ def train(
                 if reason is None:
                     run.opt.zero_grad(set_to_none=True)
                     out.loss.backward()
+                    if cfg.optim.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
                     run.opt.step()
                     run.step = step
                     for k, v in {"loss": out.loss.detach(), **out.stats}.items():
