@@ -25,8 +25,8 @@ def cmd_eval(a: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
-    m = evaluate(a.checkpoint, a.out, baseline=a.baseline, suites=suites, device=a.device,
-                 n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, progress=not a.quiet)
+    m = evaluate(a.checkpoint, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
+                 n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet)
     print(summary_table(m))
     print(f"metrics: {Path(a.out) / 'metrics.json'}")
 
@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--out", required=True, help="output directory for metrics.json and plots")
     e.add_argument("--baseline", help="checkpoint of the discriminative baseline to compare against")
-    e.add_argument("--suite", default="accuracy,calibration,ood,samples", help="comma-separated suites (default: all)")
+    e.add_argument("--suite", default="accuracy,calibration,ood,samples",
+                   help="comma-separated suites: accuracy, calibration, ood, samples, inpainting, distal, likelihood, "
+                        "robustness, or all (default: accuracy,calibration,ood,samples)")
+    e.add_argument("--quick", action="store_true", help="seconds-sized version of every suite (smoke runs)")
+    e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")
     e.add_argument("--n-ood", type=int, default=1000, help="examples per OOD set (default 1000)")
     e.add_argument("--sample-steps", type=int, default=None, help="SGLD steps for sample grids (default: the training sampler's)")
     e.add_argument("--seed", type=int, default=0)

@@ -70,7 +70,9 @@ def confidence_and_logp(energy: ClassifierEnergy, x: Tensor, y: Tensor | None = 
     return conf, -energy.energy_from_logits(logits)
 
 
-def suite_distal(ctx, *, per_class: int | None = None, steps: int | None = None, step_size: float = 0.1, n_test: int = 500) -> dict:
+def suite_distal(
+    ctx, *, per_class: int | None = None, steps: int | None = None, step_size: float = 0.1, n_test: int = 500
+) -> dict:
     """Distal adversaries for every class (default 10 per class and 100 steps; 2 and 5 when ``ctx.quick``).
 
     Reports for the distal images: ``confidence_start`` / ``confidence`` (mean p(c|x) before and

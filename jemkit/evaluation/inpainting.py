@@ -30,7 +30,8 @@ Mask = Callable[..., Tensor]
 
 
 def lower_half_mask(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Observe the upper half of every image (rows < H/2); the lower half is missing."""
+    """Observe the upper half of every image (rows < H/2); the lower half is missing. (``generator``:
+    unused, every mask in ``MASKS`` takes one.)"""
     mask = torch.ones_like(x, dtype=torch.bool)
     mask[..., x.shape[-2] // 2 :, :] = False
     return mask
@@ -52,7 +53,8 @@ class ClampedEnergy(nn.Module):
     def __init__(self, energy: Callable, x_obs: Tensor, mask: Tensor):
         super().__init__()
         if mask.shape != x_obs.shape or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor of shape {tuple(x_obs.shape)}, got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(f"mask must be a bool tensor of shape {tuple(x_obs.shape)}, "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
         self.energy, self.x_obs, self.mask = energy, x_obs.detach(), mask
 
     def compose(self, z: Tensor) -> Tensor:
@@ -63,7 +65,9 @@ class ClampedEnergy(nn.Module):
         return self.energy(self.compose(z), y)
 
 
-def inpaint(energy: Callable, x_obs: Tensor, mask: Tensor, z0: Tensor, sampler: Callable, *, generator: torch.Generator | None = None) -> Tensor:
+def inpaint(
+    energy: Callable, x_obs: Tensor, mask: Tensor, z0: Tensor, sampler: Callable, *, generator: torch.Generator | None = None
+) -> Tensor:
     """Run ``sampler`` on the clamped energy from the fill ``z0`` (its observed entries are ignored);
     return the completed images, missing pixels clipped to the data range [−1, 1]."""
     clamped = ClampedEnergy(energy, x_obs, mask)
@@ -87,7 +91,9 @@ def checkpoint_sampler(model, steps: int) -> Callable:
     return make_sampler(cfg)
 
 
-def fill(energy: Callable, x: Tensor, mask: Tensor, sampler: Callable, n_samples: int, *, generator: torch.Generator | None = None) -> Tensor:
+def fill(
+    energy: Callable, x: Tensor, mask: Tensor, sampler: Callable, n_samples: int, *, generator: torch.Generator | None = None
+) -> Tensor:
     """``n_samples`` completions of every image, each chain started from U(−1, 1): (n_samples, N, C, H, W)."""
     xr, mr = x.repeat(n_samples, 1, 1, 1), mask.repeat(n_samples, 1, 1, 1)  # (K·N, C, H, W), sample-major
     z0 = uniform_init(len(xr), tuple(x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
@@ -95,7 +101,13 @@ def fill(energy: Callable, x: Tensor, mask: Tensor, sampler: Callable, n_samples
 
 
 def suite_inpainting(
-    ctx, *, n_images: int | None = None, steps: int | None = None, n_samples: int | None = None, batch_size: int = 100, n_show: int = 8
+    ctx,
+    *,
+    n_images: int | None = None,
+    steps: int | None = None,
+    n_samples: int | None = None,
+    batch_size: int = 100,
+    n_show: int = 8,
 ) -> dict:
     """Inpaint the first ``n_images`` test images under every mask in ``MASKS``; compare with mean fill.
 
@@ -120,8 +132,10 @@ def suite_inpainting(
     for i, (name, make_mask) in enumerate(MASKS.items()):
         gen = ctx.generator(10 + i)
         mask = make_mask(x, generator=gen)
-        batches = tqdm(range(0, len(x), batch_size), desc=f"inpainting {name} ({ctx.label})", disable=not ctx.progress, leave=False)
-        fills = torch.cat([fill(ctx.energy, x[j : j + batch_size], mask[j : j + batch_size], sampler, n_samples, generator=gen) for j in batches], dim=1)
+        fills = torch.cat([  # (K, N, C, H, W)
+            fill(ctx.energy, x[j : j + batch_size], mask[j : j + batch_size], sampler, n_samples, generator=gen)
+            for j in tqdm(range(0, len(x), batch_size), desc=f"inpainting {name} ({ctx.label})", disable=not ctx.progress, leave=False)
+        ], dim=1)
         one, avg = fills[0], fills.mean(0)
         sample, posterior_mean, mean_base = (masked_errors(f, x, mask) for f in (one, avg, torch.where(mask, x, mean_fill)))
         result[name] = {

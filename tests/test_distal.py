@@ -1,0 +1,88 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jemkit
+from jemkit.data import load_dataset
+from jemkit.evaluation.distal import class_log_prob, confidence_and_logp, distal_adversaries, suite_distal
+from jemkit.evaluation.suite import EvalContext
+
+from conftest import DEVICES, TinyNet
+
+TINY = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
+        "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny digits JEM, trained once per session (the run dir is shared by the evaluation test files)."""
+    from jemkit.config import load_preset
+    from jemkit.training import train
+
+    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
+    if not (run / "checkpoints").is_dir():
+        train(load_preset("digits-jem", TINY), run, progress=False)
+    return jemkit.load(run)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("digits")
+
+
+def make_ctx(model, data, out_dir, label="model", seed=0):
+    return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ascent_raises_class_probability_and_stays_in_the_box(device):
+    torch.manual_seed(0)
+    energy = jemkit.ClassifierEnergy(TinyNet(d=16, k=3)).to(device).train()
+    y = torch.tensor([0, 1, 2, 0, 1, 2], device=device)
+    x0 = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    x0_copy = x0.clone()
+    seen = []
+    x = distal_adversaries(energy, x0, y, steps=30, step_size=0.5, callback=lambda d: seen.append(d["log_prob"]))
+    assert torch.equal(x0, x0_copy)  # input untouched
+    assert x.abs().max() <= 1.0
+    assert len(seen) == 30
+    assert energy.training and all(m.training for m in energy.modules())  # mode restored
+    assert all(p.grad is None and p.requires_grad for p in energy.parameters())
+    energy.eval()
+    before, after = class_log_prob(energy, x0, y), class_log_prob(energy, x, y)
+    assert (after > before).all()
+    torch.testing.assert_close(seen[0], before.detach())
+
+
+def test_class_log_prob_and_confidence_match_softmax():
+    torch.manual_seed(0)
+    energy = jemkit.ClassifierEnergy(TinyNet(d=16, k=3)).eval()
+    x, y = torch.randn(5, 16), torch.tensor([0, 2, 1, 1, 0])
+    logits = energy.logits(x)
+    torch.testing.assert_close(class_log_prob(energy, x, y), F.log_softmax(logits, 1)[torch.arange(5), y])
+    conf, logp = confidence_and_logp(energy, x, y)
+    torch.testing.assert_close(conf, logits.softmax(1)[torch.arange(5), y])
+    torch.testing.assert_close(logp, torch.logsumexp(logits, 1))
+    torch.testing.assert_close(confidence_and_logp(energy, x)[0], logits.softmax(1).max(1).values)
+
+
+def test_bad_arguments_fail_loudly():
+    energy = jemkit.ClassifierEnergy(TinyNet(d=16, k=3))
+    with pytest.raises(ValueError, match="step_size"):
+        distal_adversaries(energy, torch.zeros(1, 16), torch.zeros(1, dtype=torch.long), steps=3, step_size=0.0)
+
+
+def test_suite_distal_quick(model, data, tmp_path):
+    was = [(m, m.training) for m in model.modules()]
+    out = suite_distal(make_ctx(model, data, tmp_path))["distal"]
+    assert (out["per_class"], out["steps"]) == (2, 5)
+    assert out["confidence"] > out["confidence_start"]
+    assert 0 <= out["logp_percentile"] <= 1 and 0 < out["test_confidence"] <= 1
+    assert out["logp_gap"] == pytest.approx(out["logp"] - out["test_logp"])
+    assert (tmp_path / "distal.png").is_file()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(m.training == t for m, t in was)
+    again = suite_distal(make_ctx(model, data, tmp_path, label="baseline"))["distal"]
+    assert again == out
+    assert (tmp_path / "baseline_distal.png").is_file()
+    assert suite_distal(make_ctx(model, data, tmp_path, seed=3))["distal"]["logp"] != out["logp"]

@@ -1,0 +1,104 @@
+import math
+
+import pytest
+import torch
+
+import jemkit
+from jemkit.data import load_dataset
+from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, sigmoid_schedule, suite_likelihood
+from jemkit.evaluation.suite import EvalContext
+
+from conftest import DEVICES, TinyNet
+
+TINY = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
+        "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny digits JEM, trained once per session (the run dir is shared by the evaluation test files)."""
+    from jemkit.config import load_preset
+    from jemkit.training import train
+
+    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
+    if not (run / "checkpoints").is_dir():
+        train(load_preset("digits-jem", TINY), run, progress=False)
+    return jemkit.load(run)
+
+
+def gaussian_energy(mu: float, sigma: float, shift: float = 0.0):
+    """E(x) = ½‖x − μ‖² / σ² + c on R^D: Z = (2πσ²)^{D/2} · e^{−c}."""
+    return lambda x, y=None: 0.5 * ((x - mu) / sigma).pow(2).flatten(1).sum(1) + shift
+
+
+def tilt_energy(a: float, shift: float = 0.0):
+    """E(x) = a Σ x_i + c on the box [−1, 1]^D: Z = (2 sinh(a) / a)^D · e^{−c}."""
+    return lambda x, y=None: a * x.flatten(1).sum(1) + shift
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ais_recovers_a_gaussian_normalizer(device):
+    d, mu, sigma = 8, 0.7, 0.4
+    true = 0.5 * d * math.log(2 * math.pi * sigma**2)
+    base = GaussianBase((d,), device=device, dtype=torch.float64)
+    res = ais_log_z(gaussian_energy(mu, sigma), base, 64, 200, generator=torch.Generator(device).manual_seed(0))
+    assert abs(res.log_z - true) < 3 * res.stderr + 0.02, (res.log_z, true, res.stderr)
+    assert 0 < res.stderr < 0.5 and 0.3 < res.acceptance < 0.9
+    assert res.log_weights.shape == (64,) and res.samples.shape == (64, d)
+    # the chains end near the target N(μ, σ²)
+    assert abs(res.samples.mean().item() - mu) < 0.1 and abs(res.samples.std().item() - sigma) < 0.1
+
+
+def test_ais_recovers_a_box_normalizer_and_tracks_a_constant_shift():
+    d, a, c = 8, 1.5, 2.0
+    true = d * math.log(2 * math.sinh(a) / a)
+    base = UniformBox((d,), dtype=torch.float64)
+    run = lambda shift: ais_log_z(tilt_energy(a, shift), base, 64, 200, generator=torch.Generator().manual_seed(1))
+    res, shifted = run(0.0), run(c)
+    assert abs(res.log_z - true) < 3 * res.stderr + 0.02, (res.log_z, true, res.stderr)
+    assert res.samples.abs().max() <= 1.0
+    # E + c  ⇒  log Z − c; and the check above is sharp enough to notice a shift of this size
+    assert shifted.log_z == pytest.approx(res.log_z - c, abs=1e-6)
+    assert abs(shifted.log_z - true) > 3 * shifted.stderr + 0.02
+
+
+def test_bases_are_normalized_in_their_charts():
+    u = torch.linspace(-30, 30, 200_001, dtype=torch.float64).view(-1, 1)
+    for base in (UniformBox((1,), dtype=torch.float64), GaussianBase((1,), mean=0.3, std=2.0, dtype=torch.float64)):
+        assert torch.trapezoid(base.log_prob(u).exp(), u.squeeze(1)).item() == pytest.approx(1.0, abs=1e-6)
+    x = torch.tanh(UniformBox((1000,)).sample(4, generator=torch.Generator().manual_seed(0)))
+    assert x.abs().max() < 1 and abs(x.mean().item()) < 0.03 and abs(x.var().item() - 1 / 3) < 0.03
+
+
+def test_schedule_and_arguments():
+    b = sigmoid_schedule(10)
+    assert len(b) == 11 and b[0] == 0.0 and b[-1] == pytest.approx(1.0) and all(p < q for p, q in zip(b, b[1:]))
+    with pytest.raises(ValueError, match="n_chains"):
+        ais_log_z(gaussian_energy(0, 1), GaussianBase((2,)), 1, 5)
+
+
+def test_ais_leaves_a_module_energy_untouched():
+    torch.manual_seed(0)
+    energy = jemkit.ClassifierEnergy(TinyNet(d=16, k=3)).train()
+    ais_log_z(energy, UniformBox((16,)), 4, 3, generator=torch.Generator().manual_seed(0))
+    assert energy.training and all(m.training for m in energy.modules())
+    assert all(p.grad is None and p.requires_grad for p in energy.parameters())
+
+
+def test_suite_likelihood_quick(model, tmp_path):
+    data = load_dataset("digits")
+    ctx = lambda label="model", seed=0: EvalContext(model, data, tmp_path, label, seed=seed, quick=True, progress=False)
+    out = suite_likelihood(ctx())["likelihood"]
+    d = 64
+    assert (out["n_chains"], out["n_temps"]) == (8, 20)
+    assert out["bpd"] == pytest.approx(-out["logp_test"] / (d * math.log(2)))
+    assert out["bpd_8bit"] - out["bpd"] == pytest.approx(math.log2(127.5))
+    assert out["bpd_stderr"] == pytest.approx(out["log_z_stderr"] / (d * math.log(2)))
+    with torch.no_grad():
+        e = jemkit.ClassifierEnergy(model)(data.x_test)
+    assert out["logp_test"] == pytest.approx((-e - out["log_z"]).mean().item(), rel=1e-5)
+    assert (tmp_path / "likelihood_ais_samples.png").is_file()
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    assert suite_likelihood(ctx("baseline"))["likelihood"] == out
+    assert (tmp_path / "baseline_likelihood_ais_samples.png").is_file()
+    assert suite_likelihood(ctx(seed=5))["likelihood"]["log_z"] != out["log_z"]
