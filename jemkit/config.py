@@ -50,6 +50,7 @@ class SamplerConfig:
     grad_clip: float = 0.0  # sgld only: clip ∇ₓE per coordinate (JEM++'s proximal step); 0 = off
     clamp: bool = False  # sgld only: keep samples in [−1, 1] after every step (JEM++)
     eval_mode: bool = True  # sample with the net in eval mode (JEM); False keeps train-mode BN (JEM++)
+    bf16: bool = False  # sgld/langevin: energy passes under bfloat16 autocast (chains stay float32)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU too)
+    channels_last: bool = False  # NHWC memory format for the network, data and buffer (faster convolutions)
 
 
 @dataclass

@@ -35,11 +35,14 @@ def langevin_chain(
     create_graph: bool = False,
     grad_clip: float = 0.0,
     clamp: tuple[float, float] | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I).
 
     ``grad_clip > 0`` clips ∇ₓE per coordinate to [−grad_clip, grad_clip] (a proximal, trust-region
     step as in JEM++'s PYLD); ``clamp=(lo, hi)`` projects x into the data range after each step.
+    ``autocast_dtype=torch.bfloat16`` runs the energy's forward and input-gradient passes under
+    autocast (the chain state x and the update stay float32).
     ``create_graph=True`` keeps the chain differentiable with respect to its input x (second-order
     autograd through every step), for attacks that backpropagate through MCMC purification.
     Parameters still get no gradient.
@@ -58,7 +61,8 @@ def langevin_chain(
         for t in range(steps):
             if not create_graph:
                 x.requires_grad_(True)
-            e = energy(x, y)  # (B,)
+            with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                e = energy(x, y)  # (B,)
             (grad,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
             step = grad.clamp(-grad_clip, grad_clip) if grad_clip > 0 else grad
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -94,6 +98,7 @@ def sgld(
     create_graph: bool = False,
     grad_clip: float = 0.0,
     clamp: tuple[float, float] | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·ε.
 
@@ -107,7 +112,7 @@ def sgld(
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=noise,
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
-        grad_clip=grad_clip, clamp=clamp,
+        grad_clip=grad_clip, clamp=clamp, autocast_dtype=autocast_dtype,
     )
 
 
@@ -122,6 +127,7 @@ def langevin(
     callback: Callback | None = None,
     eval_mode: bool = True,
     create_graph: bool = False,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """Exact unadjusted Langevin: x ← x − η ∇ₓE(x) + √(2η) ε, ε ~ N(0, I).
 
@@ -133,4 +139,5 @@ def langevin(
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=math.sqrt(2.0 * step_size),
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
+        autocast_dtype=autocast_dtype,
     )

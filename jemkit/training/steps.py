@@ -19,6 +19,10 @@ def make_sampler(cfg: SamplerConfig, extra_steps: int = 0) -> Callable:
     if cfg.name not in SAMPLERS:
         raise ValueError(f"unknown sampler '{cfg.name}'{closest(cfg.name, SAMPLERS)}; choose one of {sorted(SAMPLERS)}")
     options = {"steps": cfg.steps + extra_steps, "step_size": cfg.step_size, "eval_mode": cfg.eval_mode}
+    if cfg.bf16:
+        if cfg.name == "mala":
+            raise ValueError("sampler.bf16 is for sgld and langevin; MALA's accept test needs float32 energies")
+        options["autocast_dtype"] = torch.bfloat16
     if cfg.name == "sgld":
         options.update(noise=cfg.noise, grad_clip=cfg.grad_clip, clamp=(-1.0, 1.0) if cfg.clamp else None)
     return partial(SAMPLERS[cfg.name], **options)

@@ -142,6 +142,9 @@ class Run:
                                  split_seed=d.split_seed).to(self.device)
         self.model = build_model(cfg, self.data).to(self.device)
         self.model.check_finite = False  # data are validated once at load; the guard watches the rest
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.data.x_train = self.data.x_train.contiguous(memory_format=torch.channels_last)
         self.energy = ClassifierEnergy(self.model, cfg.model.temperature)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         x, y = self.data.x_train, self.data.y_train
@@ -163,8 +166,11 @@ class Run:
         b = self.cfg.buffer
         if not hasattr(self, "init"):
             self.init = build_init(b.init, self.data.x_train, self.data.y_train, self.data.num_classes)
-        return ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
-                            num_classes=self.data.num_classes if b.conditional else None, generator=self.sample_gen)
+        buffer = ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
+                              num_classes=self.data.num_classes if b.conditional else None, generator=self.sample_gen)
+        if self.cfg.train.channels_last:
+            buffer.x = buffer.x.contiguous(memory_format=torch.channels_last)
+        return buffer
 
     def step_fn(self) -> Callable[..., LossOutput]:
         fn = STEPS[self.cfg.train.objective]
