@@ -37,3 +37,34 @@ class GaussianEnergy:
 def tiny_energy():
     torch.manual_seed(0)
     return ClassifierEnergy(TinyNet())
+
+
+TINY_JEM = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
+            "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_jem(tmp_path_factory):
+    """A tiny digits JEM, trained once per test session and shared by the evaluation tests."""
+    import jemkit
+    from jemkit.config import load_preset
+    from jemkit.training import train
+
+    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
+    if not (run / "checkpoints").is_dir():
+        train(load_preset("digits-jem", TINY_JEM), run, progress=False)
+    return jemkit.load(run)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from jemkit.data import load_dataset
+
+    return load_dataset("digits")
+
+
+def make_ctx(model, data, out_dir, label="model", seed=0):
+    """A quick, silent evaluation context."""
+    from jemkit.evaluation.suite import EvalContext
+
+    return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)

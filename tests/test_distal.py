@@ -3,36 +3,9 @@ import torch
 import torch.nn.functional as F
 
 import jemkit
-from jemkit.data import load_dataset
 from jemkit.evaluation.distal import class_log_prob, confidence_and_logp, distal_adversaries, suite_distal
-from jemkit.evaluation.suite import EvalContext
 
-from conftest import DEVICES, TinyNet
-
-TINY = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
-        "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A tiny digits JEM, trained once per session (the run dir is shared by the evaluation test files)."""
-    from jemkit.config import load_preset
-    from jemkit.training import train
-
-    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
-    if not (run / "checkpoints").is_dir():
-        train(load_preset("digits-jem", TINY), run, progress=False)
-    return jemkit.load(run)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("digits")
-
-
-def make_ctx(model, data, out_dir, label="model", seed=0):
-    return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
-
+from conftest import DEVICES, TinyNet, make_ctx
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_ascent_raises_class_probability_and_stays_in_the_box(device):
@@ -86,3 +59,13 @@ def test_suite_distal_quick(model, data, tmp_path):
     assert again == out
     assert (tmp_path / "baseline_distal.png").is_file()
     assert suite_distal(make_ctx(model, data, tmp_path, seed=3))["distal"]["logp"] != out["logp"]
+
+
+@pytest.fixture
+def model(tiny_digits_jem):
+    return tiny_digits_jem
+
+
+@pytest.fixture
+def data(digits):
+    return digits

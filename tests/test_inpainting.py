@@ -4,39 +4,12 @@ import pytest
 import torch
 
 import jemkit
-from jemkit.data import load_dataset
 from jemkit.evaluation.inpainting import (
     MASKS, ClampedEnergy, inpaint, lower_half_mask, masked_errors, random_pixel_mask, suite_inpainting,
 )
-from jemkit.evaluation.suite import EvalContext
 from jemkit.sampling import sgld
 
-from conftest import DEVICES, GaussianEnergy
-
-TINY = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
-        "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A tiny digits JEM, trained once per session (the run dir is shared by the evaluation test files)."""
-    from jemkit.config import load_preset
-    from jemkit.training import train
-
-    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
-    if not (run / "checkpoints").is_dir():
-        train(load_preset("digits-jem", TINY), run, progress=False)
-    return jemkit.load(run)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("digits")
-
-
-def make_ctx(model, data, out_dir, label="model", seed=0):
-    return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
-
+from conftest import DEVICES, GaussianEnergy, make_ctx
 
 def test_masks_hide_what_they_say():
     x = torch.zeros(64, 3, 8, 8)
@@ -105,3 +78,13 @@ def test_suite_inpainting_quick(model, data, tmp_path):
     assert (tmp_path / "baseline_inpainting.png").is_file()
     other = suite_inpainting(make_ctx(model, data, tmp_path, seed=1))["inpainting"]
     assert other["random_pixels"]["mean_fill_mse"] != out["random_pixels"]["mean_fill_mse"]  # new mask
+
+
+@pytest.fixture
+def model(tiny_digits_jem):
+    return tiny_digits_jem
+
+
+@pytest.fixture
+def data(digits):
+    return digits

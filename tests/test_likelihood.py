@@ -10,22 +10,6 @@ from jemkit.evaluation.suite import EvalContext
 
 from conftest import DEVICES, TinyNet
 
-TINY = ["train.steps=150", "optim.warmup=0", "optim.lr=0.003", "sampler.steps=5", "model.width=8", "buffer.size=200",
-        "train.eval_every=150", "train.log_every=150"]  # ~5 s on one CPU thread; test accuracy ~0.3
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A tiny digits JEM, trained once per session (the run dir is shared by the evaluation test files)."""
-    from jemkit.config import load_preset
-    from jemkit.training import train
-
-    run = tmp_path_factory.getbasetemp() / "tiny-digits-jem"
-    if not (run / "checkpoints").is_dir():
-        train(load_preset("digits-jem", TINY), run, progress=False)
-    return jemkit.load(run)
-
-
 def gaussian_energy(mu: float, sigma: float, shift: float = 0.0):
     """E(x) = ½‖x − μ‖² / σ² + c on R^D: Z = (2πσ²)^{D/2} · e^{−c}."""
     return lambda x, y=None: 0.5 * ((x - mu) / sigma).pow(2).flatten(1).sum(1) + shift
@@ -102,3 +86,13 @@ def test_suite_likelihood_quick(model, tmp_path):
     assert suite_likelihood(ctx("baseline"))["likelihood"] == out
     assert (tmp_path / "baseline_likelihood_ais_samples.png").is_file()
     assert suite_likelihood(ctx(seed=5))["likelihood"]["log_z"] != out["log_z"]
+
+
+@pytest.fixture
+def model(tiny_digits_jem):
+    return tiny_digits_jem
+
+
+@pytest.fixture
+def data(digits):
+    return digits

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from jemkit.energy import ClassifierEnergy
 from jemkit.evaluation.calibration import expected_calibration_error, reliability_bins
 from jemkit.evaluation.classification import classification_metrics
 from jemkit.evaluation.ood import aupr, auroc, fpr_at_tpr, ood_scores

@@ -1,5 +1,4 @@
 """Contract tests over every sampler, and statistics of exact Langevin on a Gaussian."""
-import math
 
 import pytest
 import torch
