@@ -1,4 +1,5 @@
 """The robustness suite: PGD curves on a tiny trained digits model, and gradients through purification."""
+import copy
 import sys
 
 import pytest
@@ -7,21 +8,23 @@ import torch.nn.functional as F
 
 import jemkit
 from jemkit.config import load_preset
-from jemkit.data import load_dataset
 from jemkit.energy import ClassifierEnergy
 from jemkit.evaluation.classification import predict_logits
 from jemkit.evaluation.robustness import (
     NormalizedLogits, RobustnessOptions, PurifiedClassifier, correct, purify_bpda, purify_full, robust_curve,
     suite_robustness, zero_gradient_fraction,
 )
-from jemkit.evaluation.suite import EvalContext
 from jemkit.training import train
+
+from conftest import DEVICES, make_ctx
 
 pytest.importorskip("torchattacks")
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    """A tiny CE classifier (~1 s, test accuracy ~0.8): the curves need mostly-correct clean examples,
+    which the shared tiny JEM (~0.3) does not give."""
     run = tmp_path_factory.mktemp("robustness") / "run"
     overrides = ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8", "train.eval_every=150", "train.log_every=150"]
     train(load_preset("digits-baseline", overrides), run, progress=False)
@@ -29,17 +32,13 @@ def model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("digits")
-
-
-def context(model, data, out_dir, label="model", seed=0):
-    return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
+def data(digits):
+    return digits
 
 
 @pytest.fixture(scope="module")
 def quick_result(model, data, tmp_path_factory):
-    return suite_robustness(context(model, data, tmp_path_factory.mktemp("quick")))["robustness"]
+    return suite_robustness(make_ctx(model, data, tmp_path_factory.mktemp("quick")))["robustness"]
 
 
 def test_quick_run_has_every_curve_and_sane_values(quick_result):
@@ -57,6 +56,16 @@ def test_quick_run_has_every_curve_and_sane_values(quick_result):
         assert r[norm]["bpda"][0] == r[norm]["full"][0] == r["defended_clean_accuracy"]
     assert r["clean_accuracy"] > 0.5 and r["monotone"] is True and r["eps0_is_clean"] is True
     assert r["defense"]["sgld_step_size"] == 1.0 and r["defense"]["sgld_noise"] == 0.01  # the checkpoint's
+    assert r["defense"]["sgld_grad_clip"] == 0.0 and r["defense"]["sgld_clamp"] is False
+    assert r["zero_gradient_fraction"] == {"bare": 0.0, "bpda": 0.0, "full": 0.0}
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])  # CPU: the run above
+def test_runs_on_the_accelerator(model, data, tmp_path, device):
+    rng = torch.cuda.get_rng_state_all()
+    r = suite_robustness(make_ctx(copy.deepcopy(model).to(device), data.to(device), tmp_path))["robustness"]
+    assert r["monotone"] and r["eps0_is_clean"] and len(r["linf"]["full"]) == 3
+    assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), rng))
 
 
 class Flagged(torch.nn.Module):
@@ -88,7 +97,7 @@ def test_robust_means_surviving_every_restart_at_every_smaller_eps():
 
 def test_eps0_is_clean_accuracy_and_a_big_eps_breaks_the_bare_classifier(model, data, tmp_path):
     options = {"n_bare": 10_000, "defense_gradients": (), "linf_eps": [0.5], "l2_eps": [0.0, 4.0]}
-    r = suite_robustness(context(model, data, tmp_path), options)["robustness"]
+    r = suite_robustness(make_ctx(model, data, tmp_path), options)["robustness"]
     clean = (predict_logits(model, data.x_test).argmax(1) == data.y_test).float().mean().item()
     assert r["n_bare"] == len(data.y_test) and r["n_defended"] == 0
     assert r["linf"]["eps"] == [0.0, 0.5]  # 0 is always added
@@ -102,7 +111,7 @@ def test_reproducible_prefixed_and_free_of_side_effects(model, data, tmp_path, q
     model.train()
     rng = torch.get_rng_state()
     try:
-        again = suite_robustness(context(model, data, tmp_path, label="baseline"))["robustness"]
+        again = suite_robustness(make_ctx(model, data, tmp_path, label="baseline"))["robustness"]
         assert model.training  # mode restored
     finally:
         model.eval()
@@ -111,6 +120,10 @@ def test_reproducible_prefixed_and_free_of_side_effects(model, data, tmp_path, q
     assert again == quick_result
     assert (tmp_path / "baseline_robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "robustness.png").exists()
+
+
+def sgld_settings(noise):
+    return {"sgld_step_size": 1.0, "sgld_noise": noise, "sgld_grad_clip": 0.0, "sgld_clamp": False}
 
 
 def defended_loss_and_grad(model, x, y, purify, opts, seed=0):
@@ -123,7 +136,7 @@ def defended_loss_and_grad(model, x, y, purify, opts, seed=0):
 
 def test_full_backprop_differs_from_bpda_on_the_trained_model(model, data):
     x, y = (data.x_test[:8] + 1) / 2, data.y_test[:8]
-    opts = RobustnessOptions(purify_steps=3, copy_noise=0.03, sgld_step_size=1.0, sgld_noise=0.01)
+    opts = RobustnessOptions(purify_steps=3, copy_noise=0.03, **sgld_settings(noise=0.01))
     loss_b, grad_b = defended_loss_and_grad(model, x, y, purify_bpda, opts)  # same seed: the same draws
     loss_f, grad_f = defended_loss_and_grad(model, x, y, purify_full, opts)
     assert torch.allclose(loss_b, loss_f, rtol=1e-5)  # the same forward value
@@ -137,7 +150,7 @@ def test_full_backprop_is_the_exact_gradient():
     with torch.no_grad():
         net[3].weight.mul_(5)  # curvature, so that purification is far from the identity
     x, y = torch.rand(6, 1, 4, 4, dtype=torch.float64), torch.arange(6) % 5
-    opts = RobustnessOptions(purify_steps=3, copy_noise=0.0, sgld_step_size=1.0, sgld_noise=0.0)  # deterministic
+    opts = RobustnessOptions(purify_steps=3, copy_noise=0.0, **sgld_settings(noise=0.0))  # deterministic
     _, grad_b = defended_loss_and_grad(net, x, y, purify_bpda, opts)
     _, grad_f = defended_loss_and_grad(net, x, y, purify_full, opts)
     d = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
@@ -151,7 +164,7 @@ def test_full_backprop_is_the_exact_gradient():
 
 def test_eot_draws_fresh_noise_every_forward(model, data):
     x = (data.x_test[:4] + 1) / 2
-    opts = RobustnessOptions(purify_steps=1, copy_noise=0.03, sgld_noise=0.0, sgld_step_size=1.0)  # only the copies vary
+    opts = RobustnessOptions(purify_steps=1, copy_noise=0.03, **sgld_settings(noise=0.0))  # only the copies vary
     defended = PurifiedClassifier(ClassifierEnergy(model), opts, 2, purify_bpda, torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert not torch.equal(defended(x), defended(x))
@@ -170,9 +183,11 @@ def test_attacks_see_gradients_where_cross_entropy_saturates():
 
 
 def test_errors(model, data, tmp_path, monkeypatch):
-    ctx = context(model, data, tmp_path)
+    ctx = make_ctx(model, data, tmp_path)
     with pytest.raises(ValueError, match="did you mean 'restarts'"):
         suite_robustness(ctx, {"restart": 3})
+    with pytest.raises(ValueError, match="use resolve_options"):
+        PurifiedClassifier(ClassifierEnergy(model), RobustnessOptions(), 2, purify_bpda, torch.Generator())
     with pytest.raises(ValueError, match="restarts must be >= 1"):
         suite_robustness(ctx, {"restarts": 0})
     with pytest.raises(ValueError, match="unknown defense gradient"):

@@ -7,14 +7,19 @@ Threat model and conventions (DESIGN.md §5):
   Attacks run through ``PixelSpace``, which maps [0, 1] → [−1, 1] (x·2 − 1) in front of the model,
   so torchattacks sees the [0, 1] images it expects and clamps adversarial images to the data range.
 * **Attacks**: torchattacks 3.5.1 ``PGD`` (L∞) and ``PGDL2`` (L2), ``random_start=True``, step
-  α = 2.5·ε/steps (Madry et al. 2018). ``restarts`` runs per ε; an example counts as robust at ε only
-  if it survives every restart at every ε' ≤ ε (a running minimum per example over the ascending ε
-  list), so every curve is non-increasing by construction; ``monotone`` re-checks it. ε = 0 is always
-  on the list and is evaluated without attacking (PGDL2 divides 0/0 at ε = 0): it is clean accuracy.
+  α = 2.5·ε/steps (Madry et al. 2018), maximizing cross-entropy on ``NormalizedLogits`` (logits over
+  a detached per-example scale, so the loss cannot saturate into exact-zero gradients; see there;
+  ``zero_gradient_fraction`` in the result reports what each attack sees at the clean inputs).
+* **Curves**: ``restarts`` random-start runs per ε; an example counts as robust at ε only if it
+  survives every restart at every ε' ≤ ε (a running minimum per example over the ascending ε list),
+  so every curve is non-increasing by construction, and ``monotone`` re-checks it. ε = 0 is always on
+  the list and is evaluated without attacking (PGDL2 divides 0/0 there): it is clean accuracy, and
+  ``eps0_is_clean`` checks it against the model's own predictions on [−1, 1] inputs.
 * **Defense** ("purify then classify", JEM §5.3, its ``attack_model.py``): N copies of the input
   get N(0, σ²) noise (σ in [−1, 1] model units, default 0.03 as JEM), K SGLD steps on the marginal
-  energy E(x) with the checkpoint's training step size and noise, and the classifier's **logits are
-  averaged** over the copies (as JEM), giving one prediction per input.
+  energy E(x) with the checkpoint's training SGLD settings (step size, noise, and JEM++'s gradient
+  clip and [−1, 1] clamp when it trained with them), and the classifier's **logits are averaged**
+  over the copies (as JEM), giving one prediction per input.
 * **Seeing through the defense**: the attacked model draws fresh copy noise and fresh SGLD noise at
   every forward (EOT over the stochastic copies); the attacker's forward averages the logits of
   ``copies × eot`` copies, so each PGD gradient is that of the Monte-Carlo estimate of the
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -82,8 +88,10 @@ class RobustnessOptions:
     copies: int = 4  # N
     copy_noise: float = 0.03  # σ, [−1, 1] model units
     eot: int = 2  # the attacker averages over copies × eot draws
-    sgld_step_size: float | None = None  # None: the checkpoint's training sampler
+    sgld_step_size: float | None = None  # None (these four): the checkpoint's training sampler
     sgld_noise: float | None = None
+    sgld_grad_clip: float | None = None  # JEM++'s per-coordinate clip of ∇ₓE; 0 = off
+    sgld_clamp: bool | None = None  # keep purified inputs in [−1, 1] after every step
     batch_size: int = 250  # bare; the defended batch is batch_size // (copies · eot), at least 1
 
 
@@ -98,6 +106,12 @@ def resolve_options(ctx: EvalContext, overrides: dict | None = None) -> Robustne
         if key not in names:
             raise ValueError(f"unknown robustness option '{key}'{closest(key, names)}; available: {', '.join(sorted(names))}")
     opts = RobustnessOptions(**{**(QUICK if ctx.quick else {}), **(overrides or {})})
+    for name in ("pgd_steps_bare", "pgd_steps_defended", "restarts", "copies", "eot", "batch_size"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"robustness option {name} must be >= 1, got {getattr(opts, name)}")
+    if opts.purify_steps < 0 or opts.copy_noise < 0:
+        raise ValueError(f"purify_steps and copy_noise must be >= 0, got {opts.purify_steps} and {opts.copy_noise}")
+    opts.defense_gradients = tuple(opts.defense_gradients)
     for g in opts.defense_gradients:
         if g not in GRADIENTS:
             raise ValueError(f"unknown defense gradient '{g}'{closest(g, GRADIENTS)}; choose from {sorted(GRADIENTS)}")
@@ -113,9 +127,13 @@ def resolve_options(ctx: EvalContext, overrides: dict | None = None) -> Robustne
     sampler = ctx.model.record.get("sampler", {})
     if opts.sgld_step_size is None:
         opts.sgld_step_size = float(sampler.get("step_size", 1.0))
-    if opts.sgld_noise is None:  # a Langevin-trained checkpoint: its coupled noise √(2η)
-        langevin = sampler.get("name") == "langevin"
-        opts.sgld_noise = math.sqrt(2 * opts.sgld_step_size) if langevin else float(sampler.get("noise", 0.01))
+    if opts.sgld_noise is None:  # a Langevin/MALA-trained checkpoint: its coupled noise √(2η)
+        coupled = sampler.get("name", "sgld") != "sgld"
+        opts.sgld_noise = math.sqrt(2 * opts.sgld_step_size) if coupled else float(sampler.get("noise", 0.01))
+    if opts.sgld_grad_clip is None:
+        opts.sgld_grad_clip = float(sampler.get("grad_clip", 0.0))
+    if opts.sgld_clamp is None:
+        opts.sgld_clamp = bool(sampler.get("clamp", False))
     return opts
 
 
@@ -133,6 +151,36 @@ def purify_full(energy: ClassifierEnergy, x: Tensor, **sgld_options) -> Tensor:
 
 
 GRADIENTS: dict[str, Callable[..., Tensor]] = {"bpda": purify_bpda, "full": purify_full}
+
+
+class NormalizedLogits(nn.Module):
+    """What every attack differentiates: z / max(1, std_k z_k), the scale detached (same argmax).
+
+    Cross-entropy on raw logits saturates in floating point when margins are large, and its
+    gradient is then exactly 0. That happens behind the defense: K SGLD steps at JEM's step size
+    drive a non-EBM's inputs far out of the data range (the CE-trained digits baseline reaches
+    |x| ≈ 20 and margins ≈ 300), 79% of its EOT gradients were exactly zero, and plain-CE PGD
+    reported 73% accuracy at L∞ ε = 0.3 that this rescaling brings to 0 — gradient masking, not
+    robustness. A detached per-example temperature keeps the gradient's direction informative.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.model(x)  # (B, K)
+        return z / z.std(1, keepdim=True).detach().clamp_min(1.0)
+
+
+def zero_gradient_fraction(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> float:
+    """Fraction of examples whose attack-loss gradient ∇ₓ CE(model(x), y) is exactly 0 (masking)."""
+    zero = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xb), y[i : i + batch_size], reduction="sum"), xb)
+        zero.append(g.flatten(1).abs().amax(1) == 0)
+    return torch.cat(zero).float().mean().item()
 
 
 class PixelSpace(nn.Module):
@@ -157,14 +205,17 @@ class PurifiedClassifier(nn.Module):
     def __init__(self, energy: ClassifierEnergy, opts: RobustnessOptions, copies: int,
                  purify: Callable[..., Tensor], generator: torch.Generator):
         super().__init__()
+        unset = [k for k in ("sgld_step_size", "sgld_noise", "sgld_grad_clip", "sgld_clamp") if getattr(opts, k) is None]
+        if unset:
+            raise ValueError(f"options {unset} are unset (None means the checkpoint's: use resolve_options)")
         self.energy, self.opts, self.copies, self.purify, self.generator = energy, opts, copies, purify, generator
 
     def forward(self, x: Tensor) -> Tensor:
         b, o = len(x), self.opts
         xc = (x * 2 - 1).repeat(self.copies, 1, 1, 1)  # (N·B, C, H, W), copy-major
         xc = xc + o.copy_noise * torch.randn(xc.shape, generator=self.generator, device=xc.device, dtype=xc.dtype)
-        xk = self.purify(self.energy, xc, steps=o.purify_steps, step_size=o.sgld_step_size,
-                         noise=o.sgld_noise, generator=self.generator)
+        xk = self.purify(self.energy, xc, steps=o.purify_steps, step_size=o.sgld_step_size, noise=o.sgld_noise,
+                         grad_clip=o.sgld_grad_clip, clamp=(-1.0, 1.0) if o.sgld_clamp else None, generator=self.generator)
         return self.energy.logits(xk).view(self.copies, b, -1).mean(0)  # (B, K)
 
 
@@ -220,7 +271,7 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
     opts = resolve_options(ctx, options)
     device = ctx.data.x_test.device
     n = min(opts.n_bare, len(ctx.data.y_test))
-    n_def = min(opts.n_defended, n)
+    n_def = min(opts.n_defended, n) if opts.defense_gradients else 0
     order = torch.randperm(len(ctx.data.y_test), generator=torch.Generator().manual_seed(ctx.seed))[:n].to(device)
     x, y = (ctx.data.x_test[order] + 1) / 2, ctx.data.y_test[order]  # [0, 1] pixels
     direct_clean = (ctx.logits[order].argmax(1) == y).float().mean().item()
@@ -230,32 +281,42 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
         return PurifiedClassifier(ctx.energy, opts, copies, GRADIENTS[gradient], ctx.generator(offset)).eval()
 
     def pgd(norm: str, model: nn.Module, steps: int) -> Callable[[float], object]:
-        cls = getattr(torchattacks, ATTACKS[norm])
-        return lambda e: cls(model, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
+        cls, seen = getattr(torchattacks, ATTACKS[norm]), NormalizedLogits(model).eval()
+        return lambda e: cls(seen, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
 
-    n_curves = 1 + (len(opts.defense_gradients) if n_def else 0)
-    total = n_curves * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
+    gradients = opts.defense_gradients if n_def else ()
+    total = (1 + len(gradients)) * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
     cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     curves: dict[str, dict[str, list[float]]] = {norm: {} for norm in ATTACKS}
     with frozen(ctx.model), torch.random.fork_rng(devices=cuda), \
             tqdm(total=total, desc=f"robustness ({ctx.label})", disable=not ctx.progress, leave=False) as bar:
         bare = PixelSpace(ctx.model).eval()
         clean = correct(bare, x, y, opts.batch_size)
-        clean_def = correct(defended(opts.copies, "bpda", 300), x[:n_def], y[:n_def], def_batch)
+        clean_def = correct(defended(opts.copies, "bpda", 300), x[:n_def], y[:n_def], def_batch) if n_def else None
+        # what each attack sees at the clean inputs: a fraction of exact-zero gradients flags masking
+        zero_grad = {"bare": zero_gradient_fraction(NormalizedLogits(bare), x, y, opts.batch_size)}
+        for j, g in enumerate(gradients):
+            attacked = NormalizedLogits(defended(opts.copies * opts.eot, g, 301 + j))
+            zero_grad[g] = zero_gradient_fraction(attacked, x[:n_def], y[:n_def], def_batch)
         for i, norm in enumerate(ATTACKS):
             eps = getattr(opts, f"{norm}_eps")
             torch.manual_seed(ctx.seed + 310 + 10 * i)  # torchattacks' random starts
             curves[norm]["bare"] = robust_curve(pgd(norm, bare, opts.pgd_steps_bare), bare, x, y, clean, eps,
                                                 opts.restarts, opts.batch_size, bar.update)
-            for j, g in enumerate(opts.defense_gradients if n_def else ()):
+            for j, g in enumerate(gradients):
                 offset = 320 + 10 * i + 2 * j
                 torch.manual_seed(ctx.seed + offset)
-                attacked = defended(opts.copies * opts.eot, g, offset)
-                judge = defended(opts.copies, "bpda", offset + 1)  # same forward value, no graph
+                attacked = defended(opts.copies * opts.eot, g, offset)  # EOT: copies × eot fresh draws per forward
+                judge = defended(opts.copies, "bpda", offset + 1)  # the defense itself (same value as "full")
                 curves[norm][g] = robust_curve(pgd(norm, attacked, opts.pgd_steps_defended), judge, x[:n_def], y[:n_def],
                                                clean_def, eps, opts.restarts, def_batch, bar.update)
 
     result = summarize(ctx, opts, curves, n, n_def, direct_clean, clean_def.float().mean().item() if n_def else None)
+    result["zero_gradient_fraction"] = zero_grad
+    masked = {name: f for name, f in zero_grad.items() if f > 0.05}
+    if masked:
+        warnings.warn(f"robustness ({ctx.label}): the attack gets exactly-zero gradients at clean inputs for {masked} "
+                      "(fraction of examples); robust accuracy there may be gradient masking", RuntimeWarning, stacklevel=2)
     plot_robustness(curves, {m: getattr(opts, f"{m}_eps") for m in ATTACKS},
                     ctx.out_dir / f"{ctx.prefix}robustness.png", f"{ctx.label}: PGD accuracy vs ε (n={n}, defended n={n_def})")
     return {"robustness": result}
@@ -270,9 +331,11 @@ def summarize(ctx: EvalContext, opts: RobustnessOptions, curves: dict, n: int, n
         "clean_accuracy": clean, "defended_clean_accuracy": clean_def,
         "attack": {"pgd_steps_bare": opts.pgd_steps_bare, "pgd_steps_defended": opts.pgd_steps_defended,
                    "restarts": opts.restarts, "eot": opts.eot, "attacker_copies": opts.copies * opts.eot,
-                   "step": "alpha = 2.5 eps / steps, random start"},
+                   "step": "alpha = 2.5 eps / steps, random start",
+                   "loss": "cross-entropy on logits / max(1, std over classes), scale detached"},
         "defense": {"steps": opts.purify_steps, "copies": opts.copies, "copy_noise": opts.copy_noise,
                     "sgld_step_size": opts.sgld_step_size, "sgld_noise": opts.sgld_noise,
+                    "sgld_grad_clip": opts.sgld_grad_clip, "sgld_clamp": opts.sgld_clamp,
                     "logits": "mean over copies"},
     }
     consistent, monotone = True, True

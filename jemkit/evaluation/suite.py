@@ -141,9 +141,11 @@ def _suites() -> dict:
     from .distal import suite_distal
     from .inpainting import suite_inpainting
     from .likelihood import suite_likelihood
+    from .robustness import suite_robustness
 
     return {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples,
-            "inpainting": suite_inpainting, "distal": suite_distal, "likelihood": suite_likelihood}
+            "inpainting": suite_inpainting, "distal": suite_distal, "likelihood": suite_likelihood,
+            "robustness": suite_robustness}
 
 
 SUITES = _suites()
