@@ -25,8 +25,10 @@ def cmd_eval(a: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
+    robustness = {f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None}
     m = evaluate(a.checkpoint, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
-                 n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet)
+                 n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet,
+                 options={"robustness": robustness} if robustness else {}, inception=not a.no_inception)
     print(summary_table(m))
     print(f"metrics: {Path(a.out) / 'metrics.json'}")
 
@@ -81,6 +83,13 @@ def cmd_presets(a: argparse.Namespace) -> None:
         print(f"{name:<20} {preset_description(name)}")
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jemkit", description="Train, sample and evaluate classifiers as energy-based models (JEM).")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -106,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated suites: accuracy, calibration, ood, samples, inpainting, distal, likelihood, "
                         "robustness, or all (default: accuracy,calibration,ood,samples)")
     e.add_argument("--quick", action="store_true", help="seconds-sized version of every suite (smoke runs)")
+    e.add_argument("--linf-eps", type=_floats, help="robustness: L-inf epsilons in [0, 1] pixel units, e.g. 0,0.05,0.1")
+    e.add_argument("--l2-eps", type=_floats, help="robustness: L2 epsilons in [0, 1] pixel units, e.g. 0,0.5,1")
+    e.add_argument("--no-inception", action="store_true",
+                   help="skip Inception FID even when its weights are installed (it costs ~0.1 s per image on a CPU)")
     e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")
     e.add_argument("--n-ood", type=int, default=1000, help="examples per OOD set (default 1000)")
     e.add_argument("--sample-steps", type=int, default=None, help="SGLD steps for sample grids (default: the training sampler's)")

@@ -80,6 +80,8 @@ CLI_CASES = [
     ("eval {ws}/torn --out {ws}/ev", "no valid checkpoint"),
     ("eval {ws}/run --out {ws}/notes.txt", "is a file, not a directory"),
     ("eval {ws}/run --out {ws}/ev --n-ood 0", "n_ood must be > 0"),
+    ("eval {ws}/run --out {ws}/ev --suite robustness --linf-eps 0,-0.1", "robustness linf_eps must be >= 0"),
+    ("eval {ws}/run --out {ws}/ev --suite robustness --l2-eps=-1", "robustness l2_eps must be >= 0"),
     ("eval {ws}/mismatch --out {ws}/ev", "shape mismatch in"),
     ("sample {ws}/run --out {ws}/s.png --class 99", "--class must be in [0, 9]"),
     ("sample {ws}/run --out {ws}/s.png -n 0", "-n must be > 0"),

@@ -97,3 +97,15 @@ def test_unconditional_and_cd_k_variants_train_and_load(tmp_path, sets):
     assert main(argv) == 0
     model = jemkit.load(tmp_path / "run")
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_eval_robustness_epsilons_from_the_cli(tmp_path):
+    pytest.importorskip("torchattacks")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-baseline", "--out", str(run), *TINY]) == 0
+    argv = ["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "robustness", "--quick", "--quiet",
+            "--linf-eps", "0.02,0.2", "--l2-eps", "1.5"]
+    assert main(argv) == 0
+    r = json.loads((tmp_path / "ev" / "metrics.json").read_text())["robustness"]
+    assert r["linf"]["eps"] == [0.0, 0.02, 0.2] and r["l2"]["eps"] == [0.0, 1.5]

