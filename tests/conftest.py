@@ -68,3 +68,14 @@ def make_ctx(model, data, out_dir, label="model", seed=0):
     from jemkit.evaluation.suite import EvalContext
 
     return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
+
+
+@pytest.fixture
+def model(tiny_digits_jem):
+    """The evaluation tests' default model (a test module may override it)."""
+    return tiny_digits_jem
+
+
+@pytest.fixture
+def data(digits):
+    return digits

@@ -59,13 +59,3 @@ def test_suite_distal_quick(model, data, tmp_path):
     assert again == out
     assert (tmp_path / "baseline_distal.png").is_file()
     assert suite_distal(make_ctx(model, data, tmp_path, seed=3))["distal"]["logp"] != out["logp"]
-
-
-@pytest.fixture
-def model(tiny_digits_jem):
-    return tiny_digits_jem
-
-
-@pytest.fixture
-def data(digits):
-    return digits

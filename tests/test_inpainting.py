@@ -78,13 +78,3 @@ def test_suite_inpainting_quick(model, data, tmp_path):
     assert (tmp_path / "baseline_inpainting.png").is_file()
     other = suite_inpainting(make_ctx(model, data, tmp_path, seed=1))["inpainting"]
     assert other["random_pixels"]["mean_fill_mse"] != out["random_pixels"]["mean_fill_mse"]  # new mask
-
-
-@pytest.fixture
-def model(tiny_digits_jem):
-    return tiny_digits_jem
-
-
-@pytest.fixture
-def data(digits):
-    return digits

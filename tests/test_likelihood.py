@@ -86,13 +86,3 @@ def test_suite_likelihood_quick(model, tmp_path):
     assert suite_likelihood(ctx("baseline"))["likelihood"] == out
     assert (tmp_path / "baseline_likelihood_ais_samples.png").is_file()
     assert suite_likelihood(ctx(seed=5))["likelihood"]["log_z"] != out["log_z"]
-
-
-@pytest.fixture
-def model(tiny_digits_jem):
-    return tiny_digits_jem
-
-
-@pytest.fixture
-def data(digits):
-    return digits

@@ -32,7 +32,7 @@ def model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data(digits):
+def data(digits):  # module scope: the module-scoped quick_result needs it
     return digits
 
 
