@@ -17,12 +17,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, and return a CPU generator for explicit use."""
+def seed_everything(seed: int) -> None:
+    """Seed the global RNGs of Python, NumPy and torch (initialization, dropout)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def make_generator(device: torch.device | str, seed: int) -> torch.Generator:

@@ -33,7 +33,7 @@ from ..model import Classifier
 from ..nets import NETS, build_net
 from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init
-from ..utils import make_generator, resolve_device
+from ..utils import make_generator, resolve_device, seed_everything
 from .checkpoint import CorruptCheckpoint, latest_valid, list_checkpoints, load_training_state, prune_checkpoints, save_checkpoint
 from .guard import DivergenceError, GuardState, check_accuracy, check_step
 from .steps import STEPS, make_sampler
@@ -134,9 +134,7 @@ class Run:
         self.device = resolve_device(cfg.train.device)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
-        random.seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed)
-        torch.manual_seed(cfg.train.seed)  # dropout and initialization
+        seed_everything(cfg.train.seed)  # initialization and dropout
         d = cfg.data
         self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
                                  split_seed=d.split_seed).to(self.device)
