@@ -156,14 +156,14 @@ class Run:
         self.sample_gen = make_generator(self.device, cfg.train.seed + 1)  # sampler and buffer randomness
         self.guard = GuardState()
         uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+        # where fresh and re-initialized chains start; class Gaussians are fitted once, here
+        self.init = build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes) if uses_buffer else None
         self.buffer = self.new_buffer() if uses_buffer else None
         self.record = checkpoint_record(cfg, self.data, self.model)
         self.step, self.test_acc = 0, float("nan")
 
     def new_buffer(self) -> ReplayBuffer:
         b = self.cfg.buffer
-        if not hasattr(self, "init"):
-            self.init = build_init(b.init, self.data.x_train, self.data.y_train, self.data.num_classes)
         buffer = ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
                               num_classes=self.data.num_classes if b.conditional else None, generator=self.sample_gen)
         if self.cfg.train.channels_last:
