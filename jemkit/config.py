@@ -37,6 +37,7 @@ class ModelConfig:
     norm: str = "none"  # none | batch | layer | instance
     dropout: float = 0.0
     activation: str = "leaky_relu"  # cnn: leaky_relu | silu | relu
+    head_grid: int = 1  # cnn: pool the last feature map to g×g and flatten into the head (1 = global average pooling)
     temperature: float = 1.0  # E(x) = −T logsumexp(f/T)
     spectral_norm: bool = False  # spectral normalization on every conv and linear layer (IGEBM)
 
@@ -223,7 +224,7 @@ CHOICES = {
     "train.objective": ("jem", "ebm", "ce"),
     "train.chain_init": ("buffer", "data"),
 }
-POSITIVE = ["data.batch_size", "model.width", "model.widen", "model.temperature", "buffer.size", "train.steps",
+POSITIVE = ["data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
             "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
             "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",

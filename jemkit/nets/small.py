@@ -19,9 +19,13 @@ def make_activation(name: str) -> nn.Module:
 
 
 class SmallCNN(nn.Module):
-    """Three stages of two 3×3 convs (widths w, 2w, 4w), 2× average-pool between stages,
-    global average pooling and a linear head. Any input size ≥ 4×4 works:
-    8×8 → 4×4 → 2×2, 28×28 → 14×14 → 7×7.
+    """Three stages of two 3×3 convs (widths w, 2w, 4w), 2× average-pool between stages, then
+    the last feature map average-pooled to ``head_grid``×``head_grid``, flattened, and a linear head.
+    Any input size ≥ 4×4 works: 8×8 → 4×4 → 2×2, 28×28 → 14×14 → 7×7.
+
+    ``head_grid=1`` is global average pooling. On 28×28 Fashion-MNIST ``head_grid=7`` (the
+    flattened 7×7 map) reaches 88.8% test accuracy after 3,000 Adam steps against 77% for GAP
+    after 900 (see the README's training notes): position matters for clothing silhouettes.
     """
 
     def __init__(
@@ -32,6 +36,7 @@ class SmallCNN(nn.Module):
         norm: str = "none",
         dropout: float = 0.0,
         activation: str = "leaky_relu",
+        head_grid: int = 1,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -43,9 +48,12 @@ class SmallCNN(nn.Module):
                 layers += [nn.Conv2d(c_in, c_out, 3, padding=1), make_norm(norm, c_out), make_activation(activation)]
                 c_in = c_out
         self.features = nn.Sequential(*layers)
+        if head_grid < 1:
+            raise ValueError(f"head_grid must be ≥ 1, got {head_grid}")
+        self.pool = nn.AdaptiveAvgPool2d(head_grid)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.head = nn.Linear(c_in, num_classes)
+        self.head = nn.Linear(c_in * head_grid * head_grid, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.features(x).mean(dim=(2, 3))  # (B, 4w)
+        h = self.pool(self.features(x)).flatten(1)  # (B, 4w·g²)
         return self.head(self.drop(h))
