@@ -1,7 +1,8 @@
-"""Command line: `jemkit train | eval | sample | report | demo | presets`. Parses and dispatches only."""
+"""Command line: `jemkit train | eval | sample | report | demo | bench | presets`. Parses and dispatches only."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     from .training import train
 
     r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
-    print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
+        print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
@@ -40,16 +42,22 @@ def cmd_sample(a: argparse.Namespace) -> None:
     from .energy import ClassifierEnergy
     from .images import save_grid
     from .sampling import fresh_chains
+    from .score_model import is_score_checkpoint, sample_to_file
     from .training import load, make_sampler
     from .utils import make_generator, resolve_device
 
     device = resolve_device(a.device)
+    if a.n <= 0:
+        raise ValueError(f"-n must be > 0, got {a.n}")
+    if is_score_checkpoint(a.checkpoint):  # annealed Langevin on a score model (no classes)
+        if a.cls is not None:
+            raise ValueError("--class needs a classifier; this checkpoint is a score model")
+        print(sample_to_file(a.checkpoint, a.out, a.n, steps=a.steps, seed=a.seed, device=device))
+        return
     model = load(a.checkpoint, device=device)
     cfg = config_from_dict(model.record["config"]).sampler
     if a.steps is not None:
         cfg.steps = a.steps
-    if a.n <= 0:
-        raise ValueError(f"-n must be > 0, got {a.n}")
     y = None
     if a.cls is not None:
         if not 0 <= a.cls < model.num_classes:
@@ -81,6 +89,28 @@ def cmd_presets(a: argparse.Namespace) -> None:
 
     for name in preset_names():
         print(f"{name:<20} {preset_description(name)}")
+
+
+def cmd_bench(a: argparse.Namespace) -> None:
+    import json
+
+    from .bench import BenchOptions, format_table, run_bench
+
+    o = BenchOptions.defaults(a.device, a.quick)
+    for key in ("nets", "variants", "batch", "steps", "reps", "warmup"):
+        if getattr(a, key) is not None:
+            setattr(o, key, getattr(a, key))
+    o.progress = not a.quiet
+    record = run_bench(o)
+    print(format_table(record))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(record, indent=1))
+        print(f"results: {a.out}")
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _floats(text: str) -> list[float]:
@@ -147,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", help="time jemkit's SGLD sampler and JEM iteration against a textbook baseline")
+    b.add_argument("--nets", type=_names, help="comma-separated: fmnist, wrn-28-2, wrn-28-10 "
+                                                "(default fmnist,wrn-28-2, plus wrn-28-10 on CUDA)")
+    b.add_argument("--variants", type=_names,
+                   help="jemkit variants, each fp32 or flags joined by +: bf16, cl (channels-last), compile, graph "
+                        "(CUDA graphs); default fp32,bf16+cl,compile (+ graph,graph+bf16+cl on CUDA)")
+    b.add_argument("--batch", type=int, help="batch size (default 64)")
+    b.add_argument("--steps", type=int, help="SGLD steps (default 20)")
+    b.add_argument("--reps", type=int, help="timed repetitions; medians are reported (default 5)")
+    b.add_argument("--warmup", type=int, help="untimed repetitions first (default 1; compile and graph variants need 1)")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--quick", action="store_true", help="tiny networks and sizes, no compile variant (smoke runs, tests)")
+    b.add_argument("--out", help="write the results as JSON to this file")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_bench)
 
     ps = sub.add_parser("presets", help="list training presets")
     ps.set_defaults(func=cmd_presets)

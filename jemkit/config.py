@@ -18,7 +18,7 @@ from .utils import closest
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | fashion-mnist
+    name: str = "digits"  # digits | fashion-mnist | mnist | cifar10 | cifar100 | svhn | celeba | 8gaussians | rings | moons (2-D)
     root: str | None = None  # where to look first for the files (datasets that are not embedded)
     download: bool = True  # last resort: torchvision's download, for users with a network
     batch_size: int = 64
@@ -30,7 +30,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "cnn"  # cnn | wrn
+    arch: str = "cnn"  # cnn | wrn | score_mlp (2-D toys) | score_cnn (score networks for dsm/ssm/ncsn)
     width: int = 32  # cnn
     depth: int = 28  # wrn
     widen: int = 10  # wrn
@@ -40,6 +40,7 @@ class ModelConfig:
     head_grid: int = 1  # cnn: pool the last feature map to g×g and flatten into the head (1 = global average pooling)
     temperature: float = 1.0  # E(x) = −T logsumexp(f/T)
     spectral_norm: bool = False  # spectral normalization on every conv and linear layer (IGEBM)
+    sigma_mode: str = "scale"  # score nets: scale (s = f(x)/σ, NCSNv2) | embed (s = f(x, log σ)/σ)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class SamplerConfig:
     clamp: bool = False  # sgld only: keep samples in [−1, 1] after every step (JEM++)
     eval_mode: bool = True  # sample with the net in eval mode (JEM); False keeps train-mode BN (JEM++)
     bf16: bool = False  # sgld/langevin: energy passes under bfloat16 autocast (chains stay float32)
+    compile: bool = False  # sgld/langevin: torch.compile the energy-gradient step (eager fallback, one warning)
+    cuda_graph: bool = False  # sgld/langevin on CUDA: replay one captured step per SGLD step (refused on CPU)
 
 
 @dataclass
@@ -76,7 +79,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline)
+    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline) | dsm | ssm | ncsn (score matching, see score.*)
     chain_init: str = "buffer"  # buffer (PCD) | data (contrastive divergence CD-k, k = sampler.steps)
     steps: int = 2000
     pyx_weight: float = 1.0
@@ -92,6 +95,21 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU too)
     channels_last: bool = False  # NHWC memory format for the network, data and buffer (faster convolutions)
+    tensorboard: bool = True  # TensorBoard event files beside metrics.csv (same scalars, buffer statistics, sample grids)
+
+
+@dataclass
+class ScoreConfig:
+    """Score matching (train.objective = dsm | ssm | ncsn) and annealed Langevin sampling (jemkit/objectives/score.py)."""
+
+    sigma_min: float = 0.01  # dsm, ssm: the one noise level σ (data are perturbed by N(0, σ²)); ncsn: σ_L
+    sigma_max: float = 1.0  # ncsn: σ_1 (NCSN: about the largest pairwise distance of the data)
+    num_sigmas: int = 10  # ncsn: L levels, geometric from sigma_max to sigma_min
+    n_projections: int = 1  # ssm: projections per example
+    variance_reduced: bool = True  # ssm: SSM-VR (½‖s‖² in closed form)
+    sampler_steps: int = 100  # annealed Langevin: T steps per noise level
+    sampler_eps: float = 2.0e-5  # annealed Langevin: α_i = ε·σ_i²/σ_L²
+    denoise: bool = True  # annealed Langevin: final step x + σ_L² s(x, σ_L) (NCSNv2)
 
 
 @dataclass
@@ -121,6 +139,7 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
 
     def to_dict(self) -> dict:
@@ -213,24 +232,30 @@ def config_from_dict(d: dict) -> Config:
 
 # ---------------------------------------------------------------- validation
 
+SCORE_OBJECTIVES = ("dsm", "ssm", "ncsn")  # score-only models: no labels, no buffer, no classifier
+SCORE_ARCHS = ("score_mlp", "score_cnn")  # noise-conditional score networks s(x, σ)
+TOY_DATASETS = ("8gaussians", "rings", "moons")  # 2-D points (N, 2), jemkit/data/toys.py
+
 CHOICES = {
-    "data.name": ("digits", "fashion-mnist"),
-    "model.arch": ("cnn", "wrn"),
+    "data.name": ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "celeba", *TOY_DATASETS),
+    "model.arch": ("cnn", "wrn", *SCORE_ARCHS),
+    "model.sigma_mode": ("scale", "embed"),
     "model.norm": ("none", "batch", "layer", "instance"),
     "model.activation": ("leaky_relu", "silu", "relu"),
     "sampler.name": ("sgld", "langevin", "mala"),
     "buffer.init": ("uniform", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
-    "train.objective": ("jem", "ebm", "ce"),
+    "train.objective": ("jem", "ebm", "ce", *SCORE_OBJECTIVES),
     "train.chain_init": ("buffer", "data"),
 }
-POSITIVE = ["data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
+POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score.sampler_eps", "data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
             "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
             "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
-                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "optim.grad_clip"]
+                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "optim.grad_clip",
+                "score.sampler_steps"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
 
@@ -266,7 +291,29 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.depth must be 6n+4 for a WRN (e.g. 16, 22, 28), got {cfg.model.depth}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    _validate_score(cfg)
     return cfg
+
+
+def _validate_score(cfg: Config) -> None:
+    """Score objectives train score networks (and only they do); 2-D toys take the MLP, images the CNN."""
+    score, arch, data = cfg.train.objective in SCORE_OBJECTIVES, cfg.model.arch, cfg.data.name
+    if score and arch not in SCORE_ARCHS:
+        raise ConfigError(f"train.objective={cfg.train.objective} trains a score network: set model.arch to one of "
+                          f"{', '.join(SCORE_ARCHS)}, got '{arch}'")
+    if not score and arch in SCORE_ARCHS:
+        raise ConfigError(f"model.arch={arch} is a score network: train it with train.objective "
+                          f"{' | '.join(SCORE_OBJECTIVES)}, got '{cfg.train.objective}'")
+    if data in TOY_DATASETS and arch != "score_mlp":
+        raise ConfigError(f"data.name={data} is 2-D points: train it with model.arch=score_mlp and a score objective")
+    if arch == "score_mlp" and data not in TOY_DATASETS:
+        raise ConfigError(f"model.arch=score_mlp is for 2-D points ({', '.join(TOY_DATASETS)}); use score_cnn for {data}")
+    if score and cfg.data.labels_per_class > 0:
+        raise ConfigError("data.labels_per_class is for classifiers; score objectives use no labels")
+    if data in TOY_DATASETS and cfg.train.channels_last:
+        raise ConfigError("train.channels_last is for images; 2-D points have no channels")
+    if cfg.score.sigma_max < cfg.score.sigma_min:
+        raise ConfigError(f"score.sigma_max must be >= score.sigma_min, got {cfg.score.sigma_max} < {cfg.score.sigma_min}")
 
 
 # ---------------------------------------------------------------- presets

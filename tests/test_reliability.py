@@ -1,5 +1,6 @@
 """Reliability: exact resume after SIGKILL, atomic and verified checkpoints, the divergence guard,
 no code execution from files, clean stops on signals, write errors reported, flat memory."""
+import csv
 import errno
 import gc
 import json
@@ -124,8 +125,9 @@ def test_keeps_last_k_and_best(tmp_path):
     ckpts = tmp_path / "run" / "checkpoints"
     steps = sorted(int(p.name[5:13]) for p in ckpts.glob("step_*.json"))
     assert steps[-2:] == [28, 35] and len(steps) <= 3
-    rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
-    accs = {int(r[0]): float(r[-2]) for r in rows if r[-2]}  # test_acc at every checkpoint step
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    accs = {int(r["step"]): float(r["test_acc"]) for r in rows if r["test_acc"]}  # test_acc at every checkpoint step
     best = max(sorted(accs), key=lambda s: accs[s])
     assert best in steps, (best, accs, steps)
     # every file of a pruned checkpoint is gone

@@ -13,21 +13,23 @@ class DatasetNotFound(FileNotFoundError):
 @dataclass
 class ImageData:
     name: str
-    x_train: Tensor  # (N, C, H, W) float32 in [−1, 1]
+    x_train: Tensor  # (N, C, H, W) float32 in [−1, 1]; 2-D toys: points (N, D)
     y_train: Tensor  # (N,) int64
     x_test: Tensor
     y_test: Tensor
     num_classes: int
     class_names: list[str]
     preprocessing: dict = field(default_factory=dict)
+    root: str | None = None  # the user's data.root, where related sets (OOD) are looked for too
 
     def validate(self) -> "ImageData":
         """Refuse data jemkit cannot train on: empty sets, bad shapes, non-finite pixels, labels out of range."""
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if len(x) == 0:
                 raise ValueError(f"{self.name}: the {split} set is empty")
-            if x.dim() != 4 or len(x) != len(y):
-                raise ValueError(f"{self.name}: {split} images must be (N, C, H, W) with N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+            if x.dim() not in (2, 4) or len(x) != len(y) or x.shape[1:] != self.x_train.shape[1:]:
+                raise ValueError(f"{self.name}: {split} data must be images (N, C, H, W) or points (N, D), the same shape in "
+                                 f"both splits, with N labels; got {tuple(x.shape)} and {tuple(y.shape)}")
             if not torch.isfinite(x).all():
                 raise ValueError(f"{self.name}: {split} images contain NaN or Inf pixels")
             bad = (y < 0) | (y >= self.num_classes)
@@ -37,13 +39,14 @@ class ImageData:
         return self
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> tuple[int, ...]:
+        """(C, H, W) of images, (D,) of points."""
         return tuple(self.x_train.shape[1:])
 
     def to(self, device: torch.device | str) -> "ImageData":
         return ImageData(
             self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
-            self.y_test.to(device), self.num_classes, self.class_names, self.preprocessing,
+            self.y_test.to(device), self.num_classes, self.class_names, self.preprocessing, self.root,
         )
 
 

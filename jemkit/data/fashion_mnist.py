@@ -25,9 +25,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("JEMKIT_CACHE", Path.home() / ".cache" / "jemkit"))
 
 
-def _find_files(directory: Path) -> dict[str, Path] | None:
-    """The four IDX files in ``directory`` (flat or FashionMNIST/raw), plain or gzipped; None if incomplete."""
-    for d in (directory, directory / "FashionMNIST" / "raw"):
+def _find_files(directory: Path, folder: str = "FashionMNIST") -> dict[str, Path] | None:
+    """The four IDX files in ``directory`` (flat or <folder>/raw), plain or gzipped; None if incomplete."""
+    for d in (directory, directory / folder / "raw"):
         found = {}
         for name in FILES:
             for candidate in (d / name, d / f"{name}.gz"):
@@ -39,9 +39,9 @@ def _find_files(directory: Path) -> dict[str, Path] | None:
     return None
 
 
-def _stage(files: dict[str, Path], dest_root: Path) -> Path:
-    """Lay the files out as torchvision expects (dest_root/FashionMNIST/raw/<name>), unpacking .gz."""
-    raw = dest_root / "FashionMNIST" / "raw"
+def _stage(files: dict[str, Path], dest_root: Path, folder: str = "FashionMNIST") -> Path:
+    """Lay the files out as torchvision expects (dest_root/<folder>/raw/<name>), unpacking .gz."""
+    raw = dest_root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():
         dst = raw / name
@@ -54,36 +54,42 @@ def _stage(files: dict[str, Path], dest_root: Path) -> Path:
     return dest_root
 
 
-def _torchvision_root(root: str | None, download: bool) -> Path:
+def idx_root(title: str, tv_class, key: str, root: str | None, system_root: Path, download: bool, howto: str) -> Path:
+    """A torchvision root holding ``tv_class``'s four IDX files: the user's root, ``system_root``, download."""
+    folder = tv_class.__name__  # torchvision's layout: <root>/<class name>/raw/<file>
     looked = []
-    for directory in [Path(root).expanduser() if root else None, SYSTEM_ROOT]:
+    for directory in [Path(root).expanduser() if root else None, system_root]:
         if directory is None:
             continue
         looked.append(str(directory))
-        files = _find_files(directory)
+        files = _find_files(directory, folder)
         if files is None:
             continue
-        if all(p.parent == directory / "FashionMNIST" / "raw" and p.suffix != ".gz" for p in files.values()):
+        if all(p.parent == directory / folder / "raw" and p.suffix != ".gz" for p in files.values()):
             return directory  # already torchvision's layout
-        return _stage(files, cache_dir() / "fashion-mnist")
+        return _stage(files, cache_dir() / key, folder)
     if download:
-        dest = cache_dir() / "fashion-mnist"
+        dest = cache_dir() / key
         looked.append(f"{dest} (torchvision download)")
         try:
-            FashionMNIST(str(dest), train=True, download=True)
+            tv_class(str(dest), train=True, download=True)
             return dest
         except Exception as err:  # no network, or a server error: report below with the rest
             reason = f" The download failed: {' '.join(str(err).split())}."
     else:
         reason = " Download was disabled (data.download=false)."
     raise DatasetNotFound(
-        "Fashion-MNIST was not found. jemkit looked for the four IDX files "
-        f"({', '.join(FILES)}, optionally .gz) in: {'; '.join(looked)}.{reason} "
-        "To get the data: on Debian/Ubuntu run `apt-get install dataset-fashion-mnist` (installs them in "
-        f"{SYSTEM_ROOT}), or download the files from the Fashion-MNIST repository "
-        "(github.com/zalandoresearch/fashion-mnist) into a folder and pass it with "
-        "`--set data.root=FOLDER`, or run once with network access so torchvision can download them."
+        f"{title} was not found. jemkit looked for the four IDX files "
+        f"({', '.join(FILES)}, optionally .gz) in: {'; '.join(looked)}.{reason} To get the data: {howto}"
     )
+
+
+def _torchvision_root(root: str | None, download: bool) -> Path:
+    return idx_root("Fashion-MNIST", FashionMNIST, "fashion-mnist", root, SYSTEM_ROOT, download,
+                    "on Debian/Ubuntu run `apt-get install dataset-fashion-mnist` (installs them in "
+                    f"{SYSTEM_ROOT}), or download the files from the Fashion-MNIST repository "
+                    "(github.com/zalandoresearch/fashion-mnist) into a folder and pass it with "
+                    "`--set data.root=FOLDER`, or run once with network access so torchvision can download them.")
 
 
 def load_fashion_mnist(root: str | None = None, download: bool = True, **_) -> ImageData:
@@ -98,4 +104,5 @@ def load_fashion_mnist(root: str | None = None, download: bool = True, **_) -> I
         num_classes=10,
         class_names=list(CLASSES),
         preprocessing={"range": [-1.0, 1.0], "scaling": "pixel / 255 * 2 - 1", "layout": "NCHW"},
+        root=root,
     )

@@ -6,10 +6,12 @@ import inspect
 from torch import nn
 
 from ..utils import closest
+from .score import ScoreCNN, ScoreMLP
 from .small import SmallCNN
 from .wideresnet import WideResNet
 
-NETS: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "wrn": WideResNet}
+# classifiers (x → logits) and noise-conditional score networks ((x, σ) → score, no num_classes)
+NETS: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "wrn": WideResNet, "score_mlp": ScoreMLP, "score_cnn": ScoreCNN}
 
 
 def add_spectral_norm(net: nn.Module) -> nn.Module:
@@ -31,8 +33,10 @@ def build_net(arch: str, in_channels: int, num_classes: int, *, spectral_norm: b
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes {sorted(accepted)}")
-    net = cls(in_channels=in_channels, num_classes=num_classes, **options)
+    if "num_classes" in accepted:
+        options["num_classes"] = num_classes
+    net = cls(in_channels=in_channels, **options)
     return add_spectral_norm(net) if spectral_norm else net
 
 
-__all__ = ["NETS", "build_net", "SmallCNN", "WideResNet"]
+__all__ = ["NETS", "build_net", "ScoreCNN", "ScoreMLP", "SmallCNN", "WideResNet"]

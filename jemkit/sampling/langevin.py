@@ -17,6 +17,8 @@ from torch import Tensor
 
 from ..energy import Energy
 from ..utils import frozen
+from .compiled import compiled_energy_grad, energy_grad
+from .cudagraph import StepOptions, check_graphable, graphed_chain, sgld_update_
 
 Callback = Callable[[dict], None]
 
@@ -36,6 +38,8 @@ def langevin_chain(
     grad_clip: float = 0.0,
     clamp: tuple[float, float] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Tensor:
     """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I).
 
@@ -43,9 +47,14 @@ def langevin_chain(
     step as in JEM++'s PYLD); ``clamp=(lo, hi)`` projects x into the data range after each step.
     ``autocast_dtype=torch.bfloat16`` runs the energy's forward and input-gradient passes under
     autocast (the chain state x and the update stay float32).
+    ``compile=True`` runs the energy-gradient step through ``torch.compile`` (see ``compiled.py``;
+    eager fallback with one warning); ``cuda_graph=True`` replays one captured step per SGLD step
+    (CUDA only, see ``cudagraph.py``). Both leave the chain's arithmetic and its use of ``generator``
+    unchanged, and both apply only without ``create_graph``.
     ``create_graph=True`` keeps the chain differentiable with respect to its input x (second-order
     autograd through every step), for attacks that backpropagate through MCMC purification.
-    Parameters still get no gradient.
+    Parameters still get no gradient. The loop never syncs with the host: the one check for
+    non-finite samples runs after the last step.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -53,34 +62,45 @@ def langevin_chain(
         raise ValueError(f"step_size and noise must be >= 0, got {step_size} and {noise_std}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+    if cuda_graph:
+        check_graphable(energy, x)
+    options = StepOptions(step_size, noise_std, grad_clip, clamp, autocast_dtype)
+    grad_fn = compiled_energy_grad if compile and not create_graph else energy_grad
     if not create_graph:
         x = x.detach().clone()
     elif not x.requires_grad:
         x = x.clone().requires_grad_(True)
     with frozen(energy, eval_mode), torch.enable_grad():
-        for t in range(steps):
-            if not create_graph:
-                x.requires_grad_(True)
-            with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                e = energy(x, y)  # (B,)
-            (grad,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
-            step = grad.clamp(-grad_clip, grad_clip) if grad_clip > 0 else grad
-            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            if create_graph:
-                x = x - step_size * step + noise_std * eps
-                if clamp is not None:
-                    x = x.clamp(*clamp)
-            else:
-                x = x.detach().sub_(step, alpha=step_size).add_(eps, alpha=noise_std)
-                if clamp is not None:
-                    x.clamp_(*clamp)
-            if callback is not None:
-                callback({"step": t, "x": x, "energy": e.detach(), "grad": grad})
+        graphed = None
+        if cuda_graph and not create_graph and steps > 0:
+            graphed = graphed_chain(energy, x, y, steps=steps, options=options, generator=generator,
+                                    callback=callback, grad_fn=grad_fn)
+        x = graphed if graphed is not None else _loop(energy, x, y, steps, options, generator, callback, create_graph, grad_fn)
     if not torch.isfinite(x.detach()).all():  # one host sync per chain, not per step
         raise FloatingPointError(
             "Langevin chain produced non-finite samples: the energy or its gradient blew up "
             f"(step_size={step_size}, noise={noise_std}, steps={steps})"
         )
+    return x
+
+
+def _loop(energy, x: Tensor, y: Tensor | None, steps: int, o: StepOptions, generator: torch.Generator | None,
+          callback: Callback | None, create_graph: bool, grad_fn) -> Tensor:
+    """The eager steps: in place on x without ``create_graph``, a differentiable new x each step with it."""
+    for t in range(steps):
+        if create_graph:
+            e, grad = energy_grad(energy, x, y, o.autocast_dtype, create_graph=True)
+            step = grad.clamp(-o.grad_clip, o.grad_clip) if o.grad_clip > 0 else grad
+            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x - o.step_size * step + o.noise_std * eps
+            if o.clamp is not None:
+                x = x.clamp(*o.clamp)
+        else:
+            e, grad = grad_fn(energy, x.requires_grad_(True), y, o.autocast_dtype)
+            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = sgld_update_(x, grad, eps, o)
+        if callback is not None:
+            callback({"step": t, "x": x, "energy": e, "grad": grad})
     return x
 
 
@@ -99,6 +119,8 @@ def sgld(
     grad_clip: float = 0.0,
     clamp: tuple[float, float] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Tensor:
     """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·ε.
 
@@ -112,7 +134,7 @@ def sgld(
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=noise,
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
-        grad_clip=grad_clip, clamp=clamp, autocast_dtype=autocast_dtype,
+        grad_clip=grad_clip, clamp=clamp, autocast_dtype=autocast_dtype, compile=compile, cuda_graph=cuda_graph,
     )
 
 
@@ -128,6 +150,8 @@ def langevin(
     eval_mode: bool = True,
     create_graph: bool = False,
     autocast_dtype: torch.dtype | None = None,
+    compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Tensor:
     """Exact unadjusted Langevin: x ← x − η ∇ₓE(x) + √(2η) ε, ε ~ N(0, I).
 
@@ -139,5 +163,5 @@ def langevin(
     return langevin_chain(
         energy, x, steps=steps, step_size=step_size, noise_std=math.sqrt(2.0 * step_size),
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
-        autocast_dtype=autocast_dtype,
+        autocast_dtype=autocast_dtype, compile=compile, cuda_graph=cuda_graph,
     )

@@ -6,6 +6,9 @@ A run directory holds, per saved step N, in ``checkpoints/``:
   step_N.buffer.safetensors  replay buffer (EBM training)
   step_N.state.pt            optimizer, data position, RNG states, guard state (tensors and plain data only)
   step_N.json                the record; written last, so it marks a complete checkpoint
+A run of W > 1 processes (torchrun) replaces the buffer file with one shard per rank,
+``step_N.buffer.rankR.safetensors``, and adds ``step_N.state.rankR.pt`` (that rank's data-stream,
+sampler and RNG states); rank 0 writes the rest and lists every rank's files in the record.
 Every file is written atomically (temporary file, fsync, rename). A checkpoint whose record is
 missing or unreadable, or whose files do not match their checksums, is skipped with a warning
 and the previous one is used. Nothing is ever unpickled beyond what ``weights_only`` allows.
@@ -77,12 +80,17 @@ def save_checkpoint(
     record: dict,
     buffer: torch.Tensor | None = None,
     state: dict | None = None,
+    shards: dict[str, str] | None = None,
 ) -> Path:
-    """Write weights (+ buffer, + training state) and then the record for ``step``; return the record path."""
+    """Write weights (+ buffer, + training state) and then the record for ``step``; return the record path.
+
+    ``shards`` (name → SHA-256) are files other ranks already wrote for this step (``save_shard``);
+    the record lists them too, so a checkpoint is complete only when every rank's files are.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"step_{step:08d}"
-    files = {}
+    files = dict(shards or {})
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     files[f"{stem}.safetensors"] = _atomic_write(directory / f"{stem}.safetensors", lambda p: save_file(weights, str(p)))
     if buffer is not None:
@@ -96,6 +104,20 @@ def save_checkpoint(
     _atomic_write(path, lambda p: p.write_text(text))
     _fsync_dir(directory)
     return path
+
+
+def save_shard(directory: str | Path, step: int, rank: int, buffer: torch.Tensor | None, state: dict) -> dict[str, str]:
+    """One rank's files of a distributed checkpoint (buffer shard, per-rank state); returns name → SHA-256."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem, files = f"step_{step:08d}", {}
+    if buffer is not None:
+        x = {"x": buffer.detach().cpu().contiguous()}
+        name = f"{stem}.buffer.rank{rank}.safetensors"
+        files[name] = _atomic_write(directory / name, lambda p: save_file(x, str(p)))
+    name = f"{stem}.state.rank{rank}.pt"
+    files[name] = _atomic_write(directory / name, lambda p: torch.save(state, p))
+    return files
 
 
 # ---------------------------------------------------------------- finding and verifying
@@ -174,8 +196,8 @@ def prune_checkpoints(directory: Path, keep_last: int) -> None:
         if p not in keep:
             stem = p.name[: -len(".json")]
             p.unlink(missing_ok=True)  # the record first: a half-deleted checkpoint is never taken as complete
-            for suffix in (".safetensors", ".buffer.safetensors", ".state.pt"):
-                (directory / f"{stem}{suffix}").unlink(missing_ok=True)
+            for f in directory.glob(f"{stem}.*"):  # weights, buffer (or per-rank shards), state
+                f.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- loading
@@ -211,16 +233,35 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     return model.to(device).eval()
 
 
+def buffer_path(record_path: Path, rank: int | None = None) -> Path:
+    """The buffer file of a checkpoint: the whole buffer, or rank ``rank``'s shard of a distributed run."""
+    stem = record_path.name[: -len(".json")]
+    return record_path.with_name(f"{stem}.buffer.safetensors" if rank is None else f"{stem}.buffer.rank{rank}.safetensors")
+
+
 def load_buffer(path: str | Path) -> torch.Tensor | None:
-    """The replay buffer saved with a checkpoint, or None."""
+    """The replay buffer saved with a checkpoint (a distributed run's shards concatenated in rank order), or None."""
     record_path = resolve_checkpoint(path)
-    p = record_path.with_name(record_path.name[: -len(".json")] + ".buffer.safetensors")
-    return load_file(str(p))["x"] if p.is_file() else None
+    p = buffer_path(record_path)
+    if p.is_file():
+        return load_file(str(p))["x"]
+    world = int(read_record(record_path, verify=False).get("world_size", 1))
+    shards = [buffer_path(record_path, r) for r in range(world)] if world > 1 else []
+    return torch.cat([load_file(str(s))["x"] for s in shards]) if shards and all(s.is_file() for s in shards) else None
 
 
-def load_training_state(record_path: Path, device: str | torch.device = "cpu") -> dict:
-    """The training state saved with a checkpoint, loaded with ``weights_only=True`` (no code runs)."""
-    p = record_path.with_name(record_path.name[: -len(".json")] + ".state.pt")
+def load_training_state(record_path: Path, device: str | torch.device = "cpu", rank: int | None = None) -> dict:
+    """The training state saved with a checkpoint, loaded with ``weights_only=True`` (no code runs).
+
+    With ``rank``, rank ``rank``'s own state of a distributed checkpoint is merged over the shared one.
+    """
+    state = _load_state(record_path.with_name(record_path.name[: -len(".json")] + ".state.pt"), device)
+    if rank is not None:
+        state.update(_load_state(record_path.with_name(record_path.name[: -len(".json")] + f".state.rank{rank}.pt"), device))
+    return state
+
+
+def _load_state(p: Path, device: str | torch.device) -> dict:
     try:
         return torch.load(p, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as err:

@@ -7,11 +7,13 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..config import SamplerConfig, TrainConfig
+from ..config import SamplerConfig, ScoreConfig, TrainConfig
 from ..energy import ClassifierEnergy
-from ..objectives import LossOutput, contrastive_divergence, discriminative, jem_hybrid, joint_contrastive
+from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, jem_hybrid,
+                          joint_contrastive, ncsn_loss, sliced_score_matching)
 from ..sampling import SAMPLERS, ReplayBuffer
-from ..utils import closest
+from ..score_model import noise_levels
+from ..utils import closest, frozen, make_generator
 
 
 def make_sampler(cfg: SamplerConfig, extra_steps: int = 0) -> Callable:
@@ -23,6 +25,11 @@ def make_sampler(cfg: SamplerConfig, extra_steps: int = 0) -> Callable:
         if cfg.name == "mala":
             raise ValueError("sampler.bf16 is for sgld and langevin; MALA's accept test needs float32 energies")
         options["autocast_dtype"] = torch.bfloat16
+    for key in ("compile", "cuda_graph"):
+        if getattr(cfg, key):
+            if cfg.name == "mala":
+                raise ValueError(f"sampler.{key} is for sgld and langevin, not mala")
+            options[key] = True
     if cfg.name == "sgld":
         options.update(noise=cfg.noise, grad_clip=cfg.grad_clip, clamp=(-1.0, 1.0) if cfg.clamp else None)
     return partial(SAMPLERS[cfg.name], **options)
@@ -119,4 +126,41 @@ def ebm_step(
     return out
 
 
-STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step}
+# ---------------------------------------------------------------- score matching (score-only models; labels unused)
+
+def dsm_step(score_fn, x: Tensor, y: Tensor, *, score: ScoreConfig, generator: torch.Generator | None = None) -> LossOutput:
+    """Denoising score matching at the one level σ = ``score.sigma_min``, σ²-weighted: ½ E‖σ s(x + σz, σ) + z‖²."""
+    return denoising_score_matching(score_fn, x, score.sigma_min, generator=generator)
+
+
+def ssm_step(score_fn, x: Tensor, y: Tensor, *, score: ScoreConfig, generator: torch.Generator | None = None) -> LossOutput:
+    """Sliced score matching (SSM-VR by default) on x + σz, σ = ``score.sigma_min``: it learns the score of the
+    same smoothed data p_σ as ``dsm`` without using the noise's known score (and samples the same way)."""
+    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return sliced_score_matching(score_fn, x + score.sigma_min * z, score.n_projections, sigma=score.sigma_min,
+                                 variance_reduced=score.variance_reduced, generator=generator)
+
+
+def ncsn_step(score_fn, x: Tensor, y: Tensor, *, score: ScoreConfig, generator: torch.Generator | None = None) -> LossOutput:
+    """NCSN: σ²-weighted denoising score matching with one σ per example from the geometric sequence."""
+    return ncsn_loss(score_fn, x, noise_levels("ncsn", score), generator=generator)
+
+
+SCORE_STEPS = {"dsm": dsm_step, "ssm": ssm_step, "ncsn": ncsn_step}
+
+
+@torch.no_grad()
+def held_out_score_loss(model, x: Tensor, objective: str, score: ScoreConfig, *, max_examples: int = 2000,
+                        batch_size: int = 500, seed: int = 0) -> float:
+    """The objective on the first ``max_examples`` held-out examples with fixed noise (``seed``), so the
+    number is comparable between evaluations of one run. Mode and grad flags of ``model`` are restored."""
+    x = x[:max_examples]
+    generator, total = make_generator(x.device, seed), 0.0
+    with frozen(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            total += SCORE_STEPS[objective](model, xb, None, score=score, generator=generator).loss.item() * len(xb)
+    return total / len(x)
+
+
+STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step, **SCORE_STEPS}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import inspect
 import logging
+import os
 import random
 import signal
 import threading
@@ -24,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import Config, OptimConfig, load_config, save_config, validate
+from ..config import SCORE_OBJECTIVES, Config, OptimConfig, load_config, save_config, validate
 from ..data import BatchStream, ImageData, labelled_subset, load_dataset
 from ..energy import ClassifierEnergy
 from ..evaluation.classification import classification_metrics, predict_logits
@@ -33,13 +35,19 @@ from ..model import Classifier
 from ..nets import NETS, build_net
 from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init
+from ..score_model import ScoreModel, draw_samples, save_samples
 from ..utils import make_generator, resolve_device, seed_everything
-from .checkpoint import CorruptCheckpoint, latest_valid, list_checkpoints, load_training_state, prune_checkpoints, save_checkpoint
+from . import distributed
+from .checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
+                         read_record, save_checkpoint, save_shard)
+from .distributed import RankSlice, World
 from .guard import DivergenceError, GuardState, check_accuracy, check_step
-from .steps import STEPS, make_sampler
+from .monitor import TensorBoard, buffer_stats
+from .steps import STEPS, held_out_score_loss, make_sampler
 
 LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy", "sgld_grad_norm",
-               "accept_rate", "test_acc", "seconds"]
+               "accept_rate", "buffer_mean", "buffer_std", "score_norm", "test_acc",
+               "test_loss", "seconds"]
 log = logging.getLogger("jemkit")
 
 
@@ -69,9 +77,11 @@ def net_options(cfg: Config) -> dict:
     return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in accepted}
 
 
-def build_model(cfg: Config, data: ImageData) -> Classifier:
+def build_model(cfg: Config, data: ImageData) -> Classifier | ScoreModel:
     net = build_net(cfg.model.arch, data.shape[0], data.num_classes, **net_options(cfg))
     preprocessing = {**data.preprocessing, "train_input_noise": cfg.data.input_noise}
+    if cfg.train.objective in SCORE_OBJECTIVES:
+        return ScoreModel(net, data.shape, preprocessing)
     return Classifier(net, data.shape, data.num_classes, preprocessing)
 
 
@@ -87,12 +97,12 @@ def lr_at(step: int, cfg: OptimConfig, total_steps: int) -> float:
     return cfg.lr * warm * cfg.decay ** sum(step > int(f * total_steps) for f in cfg.decay_at)
 
 
-def checkpoint_record(cfg: Config, data: ImageData, model: Classifier) -> dict:
+def checkpoint_record(cfg: Config, data: ImageData, model: Classifier | ScoreModel) -> dict:
     return {
         "arch": cfg.model.arch,
         "net_options": net_options(cfg),
         "input_shape": list(model.input_shape),
-        "num_classes": model.num_classes,
+        "num_classes": data.num_classes,
         "class_names": data.class_names,
         "dataset": data.name,
         "preprocessing": model.preprocessing,
@@ -127,14 +137,19 @@ def set_rng_state(state: dict) -> None:
 # ---------------------------------------------------------------- the run
 
 class Run:
-    """Everything a training run holds, and how it is saved and restored."""
+    """Everything a training run holds, and how it is saved and restored.
 
-    def __init__(self, cfg: Config, run_dir: Path):
-        self.cfg, self.run_dir = cfg, run_dir
-        self.device = resolve_device(cfg.train.device)
+    Under torchrun (``world.active``) the model is wrapped in DDP for the loss (``energy``), chains
+    run on the bare module (``chain_energy``), each rank takes its slice of every global batch and
+    keeps its own buffer shard and sampler generator (seeded ``seed + 1 + rank``).
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, world: World | None = None):
+        self.cfg, self.run_dir, self.world = cfg, run_dir, world or World()
+        self.device = self.world.device if self.world.active else resolve_device(cfg.train.device)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
-        seed_everything(cfg.train.seed)  # initialization and dropout
+        seed_everything(cfg.train.seed + self.world.rank)  # initialization (rank 0's is broadcast by DDP) and dropout
         d = cfg.data
         self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
                                  split_seed=d.split_seed).to(self.device)
@@ -143,7 +158,16 @@ class Run:
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
             self.data.x_train = self.data.x_train.contiguous(memory_format=torch.channels_last)
-        self.energy = ClassifierEnergy(self.model, cfg.model.temperature)
+        self.scores = cfg.train.objective in SCORE_OBJECTIVES  # a score model: the step calls it as s(x, σ)
+        self.chain_energy = self.model if self.scores else ClassifierEnergy(self.model, cfg.model.temperature)  # sampling: the bare module
+        self.energy = self.chain_energy  # the loss: through DDP when distributed
+        if self.world.active:
+            uses_chains = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+            distributed.check_world(self.world, d.batch_size, cfg.buffer.size if uses_chains else None,
+                                    self.data.num_classes if cfg.buffer.conditional else None)
+            ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.energy = ddp if self.scores else ClassifierEnergy(ddp, cfg.model.temperature)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         x, y = self.data.x_train, self.data.y_train
         self.unlabeled = None  # semi-supervised: all images feed log p(x), only a labelled subset feeds CE
@@ -153,18 +177,21 @@ class Run:
                 self.unlabeled = BatchStream(x, y, d.batch_size, seed=cfg.train.seed + 1, input_noise=d.input_noise)
             x, y = x[idx], y[idx]
         self.stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=cfg.train.seed, input_noise=d.input_noise)
-        self.sample_gen = make_generator(self.device, cfg.train.seed + 1)  # sampler and buffer randomness
+        if self.world.active:  # the same global stream on every rank; each takes its rows
+            self.stream = RankSlice(self.stream, self.world)
+            self.unlabeled = RankSlice(self.unlabeled, self.world) if self.unlabeled is not None else None
+        self.sample_gen = make_generator(self.device, cfg.train.seed + 1 + self.world.rank)  # sampler and buffer randomness
         self.guard = GuardState()
         uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
         # where fresh and re-initialized chains start; class Gaussians are fitted once, here
         self.init = build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes) if uses_buffer else None
         self.buffer = self.new_buffer() if uses_buffer else None
-        self.record = checkpoint_record(cfg, self.data, self.model)
+        self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
         self.step, self.test_acc = 0, float("nan")
 
     def new_buffer(self) -> ReplayBuffer:
         b = self.cfg.buffer
-        buffer = ReplayBuffer(b.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
+        buffer = ReplayBuffer(b.size // self.world.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
                               num_classes=self.data.num_classes if b.conditional else None, generator=self.sample_gen)
         if self.cfg.train.channels_last:
             buffer.x = buffer.x.contiguous(memory_format=torch.channels_last)
@@ -174,7 +201,11 @@ class Run:
         fn = STEPS[self.cfg.train.objective]
         if self.cfg.train.objective == "ce":
             return fn
+        if self.scores:  # noise, σ's and projections from the sampler generator (saved with every checkpoint)
+            return functools.partial(fn, score=self.cfg.score, generator=self.sample_gen)
         sampler = make_sampler(self.cfg.sampler, self.guard.extra_sgld_steps)
+        if self.world.active:  # chains on the bare module: DDP's hooks never see the input-gradient passes
+            sampler = functools.partial(_on_energy, sampler, self.chain_energy)
         return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=self.cfg.train,
                                        generator=self.sample_gen,
                                        x_unlabeled=next(self.unlabeled)[0] if self.unlabeled is not None else None)
@@ -187,18 +218,41 @@ class Run:
 
     def save(self) -> Path:
         record = {**self.record, "test_acc": None if self.test_acc != self.test_acc else self.test_acc}
-        path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, record,
-                               self.buffer.x if self.buffer is not None else None, self.state())
-        prune_checkpoints(self.run_dir / "checkpoints", self.cfg.train.keep_last)
-        return path
+        directory, buffer, state = self.run_dir / "checkpoints", self.buffer.x if self.buffer is not None else None, self.state()
+        if not self.world.active:
+            path = save_checkpoint(directory, self.step, self.model, record, buffer, state)
+            prune_checkpoints(directory, self.cfg.train.keep_last)
+            return path
+        # every rank writes its shard, then rank 0 the weights, the shared state and the record (listing all files)
+        try:
+            shards = save_shard(directory, self.step, self.world.rank, buffer, {k: state.pop(k) for k in RANK_STATE})
+        except OSError as err:
+            shards = err
+        gathered = distributed.gather(shards, self.world)
+        failed = [e for e in gathered if isinstance(e, OSError)]
+        if failed:
+            raise failed[0]
+        files = {name: digest for part in gathered for name, digest in part.items()}
+
+        def write_record() -> Path:
+            path = save_checkpoint(directory, self.step, self.model, record, None, state, shards=files)
+            prune_checkpoints(directory, self.cfg.train.keep_last)
+            return path
+        return distributed.on_main(write_record, self.world)
 
     def restore(self, record_path: Path, restore_guard: bool = True) -> None:
         """Load weights, buffer and training state of a verified checkpoint (weights_only, no code runs)."""
         from safetensors.torch import load_file
 
         stem = record_path.name[: -len(".json")]
+        saved_world = int(read_record(record_path, verify=False).get("world_size", 1))
+        if saved_world != self.world.size:
+            raise ValueError(f"{record_path} was written by {saved_world} process(es) and this run has {self.world.size}: "
+                             f"resume with the same number (torchrun --nproc_per_node={saved_world}); replay-buffer "
+                             "shards and per-rank generator states are not re-sharded")
+        rank = self.world.rank if self.world.active else None
         self.model.load_state_dict(load_file(str(record_path.with_name(f"{stem}.safetensors")), device=str(self.device)))
-        state = load_training_state(record_path)  # on CPU; the optimizer moves its state to the parameters' device
+        state = load_training_state(record_path, rank=rank)  # on CPU; the optimizer moves its state to the parameters' device
         self.opt.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(state["stream"])
         if self.unlabeled is not None:
@@ -208,13 +262,44 @@ class Run:
         if restore_guard:
             self.guard.load_state_dict(state["guard"])
         if self.buffer is not None:
-            self.buffer.x = load_file(str(record_path.with_name(f"{stem}.buffer.safetensors")), device=str(self.device))["x"]
+            self.buffer.x = load_file(str(buffer_path(record_path, rank)), device=str(self.device))["x"]
         self.step, self.test_acc = int(state["step"]), float(state["test_acc"])
 
+    def test_accuracy(self) -> float:
+        """Accuracy on the test set; under torchrun each rank predicts every W-th example and counts are summed."""
+        x, y = self.data.x_test, self.data.y_test
+        if not self.world.active:
+            return classification_metrics(predict_logits(self.model, x), y)["accuracy"]
+        r, w = self.world.rank, self.world.size
+        correct = (predict_logits(self.model, x[r::w]).argmax(1) == y[r::w]).sum().item()
+        correct, n = distributed.total([correct, len(y[r::w])], self.world)
+        return correct / n
+
+    def held_out_loss(self) -> float:
+        """Score models: the training objective on held-out data with fixed noise (lower is better)."""
+        return held_out_score_loss(self.model, self.data.x_test, self.cfg.train.objective, self.cfg.score)
+
+    def save_score_samples(self, path: Path) -> None:
+        """Annealed-Langevin samples of a score model (same seed every time): a grid, or points over the test data."""
+        n = 64 if self.model.input_shape != (2,) else 1000
+        x = draw_samples(self.model, self.cfg, n, generator=make_generator(self.device, self.cfg.train.seed + 2),
+                         device=self.device)
+        save_samples(x, path, reference=self.data.x_test if x.dim() == 2 else None)
+
     def event(self, message: str) -> None:
+        if not self.world.main:
+            return
         log.warning(message)
         with open(self.run_dir / "events.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step}: {message}\n")
+
+
+RANK_STATE = ("stream", "unlabeled", "sample_gen", "rng")  # what each rank saves for itself (step_N.state.rankR.pt)
+
+
+def _on_energy(sampler: Callable, energy: ClassifierEnergy, _energy, x, **kwargs):
+    """``sampler`` run on ``energy`` whatever energy the step passes (the bare module under DDP)."""
+    return sampler(energy, x, **kwargs)
 
 
 # ---------------------------------------------------------------- run directory
@@ -248,6 +333,8 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool, resume: bool) -
                 p.unlink()
         for name in ("metrics.csv", "events.log"):
             (run_dir / name).unlink(missing_ok=True)
+        for p in run_dir.glob("events.out.tfevents.*"):  # TensorBoard
+            p.unlink()
     return False
 
 
@@ -298,28 +385,48 @@ def train(
     progress: bool = True,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
-    """Train the model described by ``cfg`` into ``run_dir`` (resuming if it holds this run)."""
+    """Train the model described by ``cfg`` into ``run_dir`` (resuming if it holds this run).
+
+    Started by ``torchrun --nproc_per_node=N``, each of the N processes calls this; they join one
+    process group (see ``distributed.py``) and leave it at the end.
+    """
+    cfg = validate(cfg)
+    owned = not torch.distributed.is_available() or not torch.distributed.is_initialized()
+    world = distributed.init(distributed.device_for(cfg.train.device))
+    try:
+        return _train(cfg, Path(run_dir), world, overwrite=overwrite, resume=resume, progress=progress, on_step=on_step)
+    finally:
+        if owned and world.active:
+            distributed.shutdown()
+
+
+def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume: bool, progress: bool,
+           on_step: Callable[[int, dict], None] | None) -> TrainResult:
     from tqdm.auto import tqdm
 
-    cfg = validate(cfg)
-    run_dir = Path(run_dir)
-    resuming = prepare_run_dir(cfg, run_dir, overwrite, resume)
+    resuming = distributed.on_main(lambda: prepare_run_dir(cfg, run_dir, overwrite, resume), world)
     start = time.perf_counter()
-    run = Run(cfg, run_dir)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    run = Run(cfg, run_dir, world)
     if resuming:
-        found = latest_valid(run_dir / "checkpoints")
+        found = distributed.on_main(lambda: latest_valid(run_dir / "checkpoints"), world)
         if found is None:
             raise CorruptCheckpoint(f"{run_dir}: no checkpoint can be resumed (all are corrupt); use --overwrite to start over")
-        run.restore(found[0])
+        run.restore(found[0])  # before anything is written: a refused resume changes no file
         run.event(f"resumed from {found[0].name}")
     else:
         run.save()  # step 0: the first point to roll back to
-    logfile, writer = _open_log(run_dir, run.step if resuming else None)
+    if world.main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        logfile, writer = _open_log(run_dir, run.step if resuming else None)
+    else:  # only rank 0 writes metrics.csv
+        logfile = open(os.devnull, "w")
+        writer = csv.DictWriter(logfile, LOG_COLUMNS)
+    tb = TensorBoard(run_dir, purge_step=run.step + 1 if resuming else None) if world.main and cfg.train.tensorboard else None
     total, steps_per_epoch = cfg.train.steps, run.stream.per_epoch
     step_fn, sums, count = run.step_fn(), {}, 0
-    bar = tqdm(total=total, initial=run.step, desc=f"train {cfg.preset}", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=run.step, desc=f"train {cfg.preset}", disable=not progress or not world.main,
+               dynamic_ncols=True)
     try:
         with _StopSignals() as stop:
             while run.step < total:
@@ -340,6 +447,8 @@ def train(
                     reason = check_step(cfg.guard, out) if cfg.guard.enabled else None
                 except FloatingPointError as err:  # the sampler's chains blew up
                     reason = str(err)
+                if world.active and (ranks := distributed.ranks_with(reason is not None, world)) and reason is None:
+                    reason = f"divergence on rank {', '.join(map(str, ranks))}"  # every rank rolls back together
                 if reason is None:
                     run.opt.zero_grad(set_to_none=True)
                     out.loss.backward()
@@ -351,12 +460,17 @@ def train(
                         sums[k] = sums.get(k, 0) + v
                     count += 1
                     row = {}
-                    if step % cfg.train.eval_every == 0 or step == total:
-                        logits = predict_logits(run.model, run.data.x_test)
-                        run.test_acc = classification_metrics(logits, run.data.y_test)["accuracy"]
+                    if (step % cfg.train.eval_every == 0 or step == total) and run.scores:
+                        row["test_loss"] = round(run.held_out_loss(), 6)
+                    elif step % cfg.train.eval_every == 0 or step == total:
+                        run.test_acc = run.test_accuracy()
                         row["test_acc"] = round(run.test_acc, 5)
                     if step % cfg.train.log_every == 0 or step == total:
-                        means = {k: (v / count).item() for k, v in sums.items()}  # one host sync per interval
+                        means = {k: v / count for k, v in sums.items()}
+                        if run.buffer is not None:
+                            means.update(buffer_stats(run.buffer.x))
+                        # averaged over ranks; one host sync per interval
+                        means = {k: v.item() for k, v in distributed.mean(means, world).items()}
                         sums, count = {}, 0
                         row.update({k: round(v, 6) for k, v in means.items()})
                         if cfg.guard.enabled and "acc" in means:
@@ -368,8 +482,14 @@ def train(
                                    seconds=round(time.perf_counter() - start, 2))
                         writer.writerow(row)
                         logfile.flush()
-                    if run.buffer is not None and (step % cfg.train.sample_every == 0 or step == total):
+                        if tb is not None:
+                            tb.scalars(row, step)
+                    if run.buffer is not None and world.main and (step % cfg.train.sample_every == 0 or step == total):
                         save_grid(run.buffer.x[:64], run_dir / "samples" / f"step_{step:08d}.png", nrow=8)
+                        if tb is not None:
+                            tb.grid(run.buffer.x[:64], step)
+                    if run.scores and world.main and (step % cfg.train.sample_every == 0 or step == total):
+                        run.save_score_samples(run_dir / "samples" / f"step_{step:08d}.png")
                     if reason is None and ((cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0)
                                            or step == total):
                         run.save()
@@ -380,14 +500,17 @@ def train(
                     step_fn, sums, count = _recover(run, reason), {}, 0
                     bar.n = run.step
                     bar.refresh()
-                if stop.signum is not None:
+                if distributed.ranks_with(stop.signum is not None, world):  # every rank stops at the same step
+                    signum = stop.signum or signal.SIGTERM
                     path = run.save()
-                    run.event(f"stopped by {signal.Signals(stop.signum).name}; checkpoint {path.name}")
-                    raise TrainingInterrupted(stop.signum, run.step, path)
+                    run.event(f"stopped by {signal.Signals(signum).name}; checkpoint {path.name}")
+                    raise TrainingInterrupted(signum, run.step, path)
     finally:
         bar.close()
         logfile.close()
-    final = latest_valid(run_dir / "checkpoints")
+        if tb is not None:
+            tb.close()
+    final = distributed.on_main(lambda: latest_valid(run_dir / "checkpoints"), world)
     return TrainResult(run_dir, final[0].with_suffix(".safetensors"), run.test_acc, time.perf_counter() - start)
 
 
@@ -397,7 +520,7 @@ def _recover(run: Run, reason: str) -> Callable[..., LossOutput]:
     if g.recoveries >= cfg.max_recoveries:
         raise DivergenceError(f"training diverged at step {run.step + 1} ({reason}) and {g.recoveries} recoveries "
                               f"did not help; stopping. The last good checkpoint is in {run.run_dir / 'checkpoints'}")
-    found = latest_valid(run.run_dir / "checkpoints")
+    found = distributed.on_main(lambda: latest_valid(run.run_dir / "checkpoints"), run.world)
     if found is None:
         raise DivergenceError(f"training diverged at step {run.step + 1} ({reason}) and no checkpoint is left to roll back to")
     failed_at = run.step + 1

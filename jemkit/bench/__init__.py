@@ -1,0 +1,10 @@
+"""``jemkit bench``: jemkit's SGLD sampler and JEM training iteration against a textbook baseline.
+
+Both run in one process, interleaved, on the same network, batch and steps; medians over
+repetitions; seconds, images·steps/s, GFLOP/s (``torch.utils.flop_counter``) as a share of
+machine ceilings measured in the same run (a large matmul and a large 1×1 convolution), peak
+RSS, page faults and peak CUDA memory. ``run_bench(options) -> dict`` is the JSON record.
+"""
+from .run import BenchOptions, format_table, run_bench
+
+__all__ = ["BenchOptions", "format_table", "run_bench"]

@@ -1,0 +1,72 @@
+"""`jemkit bench`: the record has every field, the jemkit contenders run jemkit's code, the textbook does not."""
+import json
+
+import pytest
+import torch
+
+from jemkit.bench.contenders import QUICK_NETS, make_net, parse_variant
+from jemkit.bench.measure import count_flops
+from jemkit.cli import main
+
+ROW_KEYS = {"net", "stage", "contender", "seconds", "seconds_reps", "images_steps_per_s", "gflop", "gflop_per_s",
+            "ceiling_dtype", "pct_matmul_ceiling", "pct_conv1x1_ceiling", "peak_rss_mb", "rss_rise_mb", "page_faults",
+            "page_faults_per_step", "cuda_peak_mb", "first_call_s", "first_call_extra_s"}
+
+
+def test_bench_quick_writes_json_and_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--reps", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "speedup" in printed and "ceilings (GFLOP/s)" in printed
+    r = json.loads(out.read_text())
+    assert r["meta"]["quick"] and r["meta"]["batch"] == 4 and r["meta"]["steps"] == 2
+    assert {"matmul_fp32", "conv1x1_fp32", "matmul_bf16", "conv1x1_bf16"} <= set(r["ceilings"])
+    contenders = ["textbook", "fp32", "bf16+cl"]
+    rows = {(x["net"], x["stage"], x["contender"]): x for x in r["results"]}
+    assert set(rows) == {(n, s, c) for n in ("fmnist", "wrn-28-2") for s in ("sampler", "iteration") for c in contenders}
+    for key, row in rows.items():
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["seconds"] > 0 and row["gflop"] > 0 and row["pct_conv1x1_ceiling"] > 0
+        assert row["page_faults"] >= 0 and len(row["seconds_reps"]) == 1
+        if key[2] != "textbook":
+            assert row["speedup"] == pytest.approx(rows[key[:2] + ("textbook",)]["seconds"] / row["seconds"])
+        if key[1] == "sampler":
+            assert "energy_diff_vs_textbook" in row
+    assert len(r["comparisons"]) == 8 and all("speedup" in c for c in r["comparisons"])
+    # the same float32 arithmetic and the same noise: jemkit's SGLD lands where the textbook loop does
+    for net in ("fmnist", "wrn-28-2"):
+        assert abs(rows[(net, "sampler", "fp32")]["energy_diff_vs_textbook"]) < 1e-4
+        assert abs(rows[(net, "sampler", "bf16+cl")]["energy_diff_vs_textbook"]) < 0.05
+    # one iteration = its loss passes + steps SGLD passes; jemkit shares one forward for CE and E(x_data)
+    assert rows[("fmnist", "iteration", "fp32")]["gflop"] < rows[("fmnist", "iteration", "textbook")]["gflop"]
+
+
+def test_bench_rejects_bad_names(capsys):
+    assert main(["bench", "--quick", "--nets", "resnet", "--quiet"]) == 2
+    assert "unknown bench network" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--variants", "bf61", "--quiet"]) == 2
+    assert "did you mean 'bf16'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["bench", "--quick", "--variants", "graph", "--quiet"]) == 2
+        assert "needs a CUDA device" in capsys.readouterr().err
+
+
+def test_variant_parsing():
+    v = parse_variant("compile+bf16+cl")
+    assert (v.compile, v.bf16, v.channels_last, v.cuda_graph) == (True, True, True, False)
+    v = parse_variant("fp32")
+    assert not (v.compile or v.bf16 or v.channels_last or v.cuda_graph)
+
+
+def test_flop_count_of_an_sgld_step_is_forward_plus_input_backward():
+    """A linear energy head: forward 2·B·D·K, input-gradient backward the same (no weight gradient)."""
+    f = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5, bias=False))
+    x = torch.rand(3, 1, 3, 4)
+    flops = count_flops(lambda: torch.autograd.grad(f(x.requires_grad_(True)).logsumexp(1).sum(), x))
+    assert flops == 2 * (2 * 3 * 12 * 5)
+
+
+def test_quick_nets_build():
+    for spec in QUICK_NETS.values():
+        net = make_net(spec)
+        assert net(torch.rand(2, *spec.shape)).shape == (2, 10)
