@@ -19,7 +19,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
+        result = f"held-out score-matching loss {r.test_loss:.4f}" if r.test_loss is not None else f"test accuracy {r.test_accuracy:.4f}"
+        print(f"{result} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
 
 
 def cmd_eval(a: argparse.Namespace) -> None:

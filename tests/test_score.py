@@ -293,7 +293,6 @@ def test_score_training_resumes_bitwise(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the last two steps changed the weights
 
 
-@pytest.mark.slow
 def test_ssm_and_fmnist_ncsn_run_two_steps(tmp_path, monkeypatch):
     """fmnist-ncsn on tiny Fashion-MNIST IDX files written here (the real layout), and ssm on a toy."""
     from jemkit.cli import main
@@ -324,3 +323,18 @@ def test_score_config_is_validated(sets, message):
 
     with pytest.raises(ConfigError, match=message):
         load_preset("toy-ncsn", sets)
+
+
+def test_score_checkpoint_is_not_loaded_as_a_classifier(tmp_path, capsys):
+    """`jemkit.load`/`jemkit eval` on a score run say what it is; `jemkit train` reports the held-out loss."""
+    import jemkit
+    from jemkit.cli import main
+
+    run = tmp_path / "toy"
+    assert main(["train", "--preset", "toy-dsm", "--out", str(run), "--quiet", "--set", "train.steps=2",
+                 "--set", "train.eval_every=2"]) == 0
+    assert "held-out score-matching loss" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="score model"):
+        jemkit.load(run)
+    assert main(["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "accuracy", "--quiet"]) == 2
+    assert "score model" in capsys.readouterr().err

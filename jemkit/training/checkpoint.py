@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..config import SCORE_OBJECTIVES
 from ..model import Classifier
 from ..nets import build_net
 
@@ -210,6 +211,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     """
     record_path = resolve_checkpoint(path)
     record = read_record(record_path)
+    if record.get("objective") in SCORE_OBJECTIVES:
+        raise ValueError(f"{record_path} is a score model (objective '{record['objective']}'), not a classifier: "
+                         "draw samples with `jemkit sample` or load it with jemkit.score_model.load_score_model")
     weights_path = record_path.with_suffix(".safetensors")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
     model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))

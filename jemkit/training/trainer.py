@@ -57,6 +57,7 @@ class TrainResult:
     checkpoint: Path
     test_accuracy: float
     seconds: float
+    test_loss: float | None = None  # score models: the last held-out score-matching loss
 
 
 class TrainingInterrupted(Exception):
@@ -187,7 +188,7 @@ class Run:
         self.init = build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes) if uses_buffer else None
         self.buffer = self.new_buffer() if uses_buffer else None
         self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
-        self.step, self.test_acc = 0, float("nan")
+        self.step, self.test_acc, self.test_loss = 0, float("nan"), None
 
     def new_buffer(self) -> ReplayBuffer:
         b = self.cfg.buffer
@@ -461,7 +462,8 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
                     count += 1
                     row = {}
                     if (step % cfg.train.eval_every == 0 or step == total) and run.scores:
-                        row["test_loss"] = round(run.held_out_loss(), 6)
+                        run.test_loss = run.held_out_loss()
+                        row["test_loss"] = round(run.test_loss, 6)
                     elif step % cfg.train.eval_every == 0 or step == total:
                         run.test_acc = run.test_accuracy()
                         row["test_acc"] = round(run.test_acc, 5)
@@ -511,7 +513,8 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
         if tb is not None:
             tb.close()
     final = distributed.on_main(lambda: latest_valid(run_dir / "checkpoints"), world)
-    return TrainResult(run_dir, final[0].with_suffix(".safetensors"), run.test_acc, time.perf_counter() - start)
+    return TrainResult(run_dir, final[0].with_suffix(".safetensors"), run.test_acc, time.perf_counter() - start,
+                       run.test_loss)
 
 
 def _recover(run: Run, reason: str) -> Callable[..., LossOutput]:
