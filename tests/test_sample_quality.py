@@ -206,3 +206,28 @@ def test_inception_features_and_fid(inception):
     assert (f_rgb[0] - f_rgb[1]).abs().max() > 1e-2  # distinct images, distinct features
     assert frechet_distance(f_rgb, f_rgb) == pytest.approx(0.0, abs=1e-6)
     assert frechet_distance(f_rgb, torch.cat([f_gray, f_rgb[:1]])) > 1.0
+
+
+def test_fresh_chains_start_from_the_training_init(tmp_path, tiny_digits_jem, digits):
+    """A model trained from JEM++'s class Gaussians is sampled from them (refitted to the training set),
+    not from U(−1, 1): with 0 SGLD steps the class-conditional grid is the init itself."""
+    import copy
+
+    from conftest import make_ctx
+    from jemkit.evaluation.suite import suite_samples
+    from jemkit.sampling import ClassGaussianInit
+
+    model = copy.deepcopy(tiny_digits_jem)
+    model.record = copy.deepcopy(model.record)
+    model.record["config"]["buffer"]["init"] = "class_gaussian"
+    ctx = make_ctx(model, digits, tmp_path)
+    ctx.sample_steps = 0
+    out = suite_samples(ctx)["samples"]
+    assert out["init"] == "class_gaussian" and out["steps"] == 0
+    init = ClassGaussianInit.fit(digits.x_train, digits.y_train, 10)
+    y = torch.arange(10).repeat_interleave(10)
+    expected = init(len(y), model.input_shape, y=y, generator=ctx.generator(1))
+    with torch.no_grad():
+        agree = (model(expected).argmax(1) == y).float().mean().item()
+    assert out["class_agreement"] == pytest.approx(agree)
+    assert suite_samples(make_ctx(tiny_digits_jem, digits, tmp_path / "u"))["samples"]["init"] == "uniform"

@@ -19,7 +19,7 @@ from ..data import ImageData, load_dataset, ood_sets
 from ..energy import ClassifierEnergy
 from ..images import save_grid
 from ..model import Classifier
-from ..sampling import fresh_chains
+from ..sampling import build_init, fresh_chains
 from ..training.checkpoint import load, load_buffer, resolve_checkpoint
 from ..training.steps import make_sampler
 from ..utils import closest, make_generator, resolve_device
@@ -91,21 +91,30 @@ def suite_ood(ctx: EvalContext) -> dict:
 
 
 def suite_samples(ctx: EvalContext) -> dict:
-    """Class-conditional grid from fresh chains (one row per class), plus the saved replay buffer."""
-    cfg = config_from_dict(ctx.model.record["config"]).sampler
+    """Class-conditional grid from fresh chains (one row per class), plus the saved replay buffer.
+
+    Fresh chains start where the model's training chains started (``buffer.init`` of its config:
+    U(−1, 1), or JEM++'s class Gaussians fitted again to the training set), so a model trained
+    with short chains from an informative init is sampled the way it was trained.
+    """
+    full = config_from_dict(ctx.model.record["config"])
+    cfg = full.sampler
     if ctx.sample_steps is not None:
         cfg.steps = ctx.sample_steps
     sampler, k, per_class = make_sampler(cfg), ctx.model.num_classes, 10
     device = ctx.data.x_test.device
+    init = build_init(full.buffer.init, ctx.data.x_train, ctx.data.y_train, k)
     y = torch.arange(k, device=device).repeat_interleave(per_class)
-    x = fresh_chains(ctx.energy, sampler, len(y), ctx.model.input_shape, y=y, generator=ctx.generator(1), device=device)
+    x = fresh_chains(ctx.energy, sampler, len(y), ctx.model.input_shape, y=y, init=init, generator=ctx.generator(1),
+                     device=device)
     save_grid(x, ctx.out_dir / f"{ctx.prefix}samples_class_conditional.png", nrow=per_class)
     with torch.no_grad():
         correct = (predict_logits(ctx.model, x).argmax(1) == y).float().mean().item()
         e_fresh = ctx.energy(x).mean().item()
         e_test = ctx.energy(ctx.data.x_test[:500]).mean().item()
-    result = {"steps": cfg.steps, "class_agreement": correct, "energy_fresh": e_fresh, "energy_test": e_test}
-    result["quality"] = _fid(ctx, sampler)
+    result = {"steps": cfg.steps, "init": full.buffer.init, "class_agreement": correct, "energy_fresh": e_fresh,
+              "energy_test": e_test}
+    result["quality"] = _fid(ctx, sampler, init)
     buffer = load_buffer(ctx.model.checkpoint_path)
     if buffer is not None:
         save_grid(buffer[:100], ctx.out_dir / f"{ctx.prefix}samples_replay_buffer.png", nrow=10)
@@ -114,13 +123,13 @@ def suite_samples(ctx: EvalContext) -> dict:
     return {"samples": result}
 
 
-def _fid(ctx: EvalContext, sampler) -> dict:
+def _fid(ctx: EvalContext, sampler, init) -> dict:
     """FIDs of unconditional fresh-chain samples against the test set: Inception (when the optional
     FID weights are installed; not in ``quick`` runs) and "feature FID" in a jemkit reference
     classifier's penultimate features (not comparable to published FID)."""
     n = min(FID_SAMPLES["quick" if ctx.quick else "full"], len(ctx.data.x_test))
     device = ctx.data.x_test.device
-    x = fresh_chains(ctx.energy, sampler, n, ctx.model.input_shape, generator=ctx.generator(2), device=device)
+    x = fresh_chains(ctx.energy, sampler, n, ctx.model.input_shape, init=init, generator=ctx.generator(2), device=device)
     save_grid(x[:100], ctx.out_dir / f"{ctx.prefix}samples_unconditional.png", nrow=10)
     real = ctx.data.x_test[:n]
     out = {"n_samples": n, "inception_score": NO_INCEPTION_SCORE}
