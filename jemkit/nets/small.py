@@ -24,8 +24,9 @@ class SmallCNN(nn.Module):
     Any input size ≥ 4×4 works: 8×8 → 4×4 → 2×2, 28×28 → 14×14 → 7×7.
 
     ``head_grid=1`` is global average pooling. On 28×28 Fashion-MNIST ``head_grid=7`` (the
-    flattened 7×7 map) reaches 88.8% test accuracy after 3,000 Adam steps against 77% for GAP
-    after 900 (see the README's training notes): position matters for clothing silhouettes.
+    flattened 7×7 map) reaches 0.848 test accuracy after 900 steps of the fmnist-baseline recipe
+    against 0.771 for GAP (see the README's Fashion-MNIST section): position matters for clothing
+    silhouettes.
     """
 
     def __init__(
