@@ -1,4 +1,4 @@
-"""Command line: `jemkit train | eval | sample | report | demo | bench | presets`. Parses and dispatches only."""
+"""Command line: `jemkit train | eval | sample | report | compare | demo | bench | presets`. Parses and dispatches only."""
 from __future__ import annotations
 
 import argparse
@@ -75,6 +75,14 @@ def cmd_report(a: argparse.Namespace) -> None:
 
     html, md = write_report(a.dir)
     print(f"report: {html}\n        {md}")
+
+
+def cmd_compare(a: argparse.Namespace) -> None:
+    from .compare import compare_runs, format_comparison
+
+    record = compare_runs(a.runs, a.out, labels=a.labels)
+    print(format_comparison(record))
+    print(f"figure: {Path(a.out) / 'compare.png'}\nresults: {Path(a.out) / 'compare.json'}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -171,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write report.html and report.md for an eval directory")
     r.add_argument("dir")
     r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="compare training runs: curves, time to the first run's accuracy, curve differences")
+    c.add_argument("runs", nargs="+", help="run directories; the first is the reference")
+    c.add_argument("--out", required=True, help="output directory for compare.png and compare.json")
+    c.add_argument("--labels", type=_names, help="comma-separated names for the runs (default: directory names)")
+    c.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("demo", help="train JEM + baseline on the embedded digits, evaluate, report")
     d.add_argument("--out", default="jemkit-demo", help="output directory (default ./jemkit-demo)")

@@ -86,6 +86,7 @@ class TrainConfig:
     px_weight: float = 1.0
     pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
+    sample_input_noise: float = 0.0  # σ of N(0, σ²) added to chain samples in the loss (match data.input_noise; the buffer keeps clean chains)
     log_every: int = 50
     eval_every: int = 500
     sample_every: int = 500
@@ -254,7 +255,7 @@ POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
-                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "optim.grad_clip",
+                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
                 "score.sampler_steps"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 

@@ -38,3 +38,18 @@ def test_bad_net_options(kwargs, match):
     arch = args.pop("arch")
     with pytest.raises(ValueError, match=match):
         build_net(arch, 1, 10, **args)
+
+
+def test_small_cnn_skips_the_identity_pool_without_changing_the_function():
+    """28×28 with head_grid=7: the last map is already 7×7, so the adaptive pool is skipped (same logits);
+    other sizes still pool."""
+    import torch
+
+    from jemkit.nets import build_net
+
+    torch.manual_seed(0)
+    net = build_net("cnn", 1, 10, width=4, head_grid=7)
+    for size in (28, 32):
+        x = torch.randn(3, 1, size, size)
+        pooled = net.head(net.pool(net.features(x)).flatten(1))
+        assert torch.allclose(net(x), pooled, atol=1e-6)

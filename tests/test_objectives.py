@@ -114,3 +114,23 @@ def test_spectral_norm_bounds_layers():
     w = net.head.weight
     assert torch.linalg.matrix_norm(w, ord=2) < 1.05
     assert any("parametrizations" in k for k in net.state_dict())
+
+
+def test_sample_input_noise_reaches_the_loss_but_not_the_buffer(tiny_energy):
+    """train.sample_input_noise: the loss sees x_sampled + N(0, σ²) (matching the data's input noise);
+    the buffer keeps the clean chain."""
+    from jemkit.training.steps import Chains
+
+    g = torch.Generator().manual_seed(0)
+    buffer = ReplayBuffer(500, (16,), reinit=0.0, generator=g)
+    chain_out = []
+    def sampler(energy, x, y=None, generator=None, callback=None):  # deterministic "chain", output recorded
+        chain_out.append(x * 0.5)
+        return chain_out[-1]
+    out = Chains(tiny_energy, sampler, buffer, TrainConfig(sample_input_noise=0.1), g).advance(torch.rand(200, 16))
+    noise = out - chain_out[0]
+    assert abs(noise.std().item() - 0.1) < 0.01 and abs(noise.mean().item()) < 0.01
+    pushed = torch.isin(buffer.x, chain_out[0]).all(1)  # rows of the buffer that hold clean chain outputs
+    assert pushed.sum() > 100 and not torch.isin(buffer.x, out).any()
+    out_plain = Chains(tiny_energy, sampler, buffer, TrainConfig(), g).advance(torch.rand(8, 16))
+    assert torch.equal(out_plain, chain_out[-1])  # σ = 0 (default): the loss sees the chain itself

@@ -60,11 +60,22 @@ class Chains:
             self.accepts.append(info["accept"])
 
     def advance(self, x: Tensor, y_chain: Tensor | None = None) -> Tensor:
+        """Run the chains one training step; return the samples the loss sees.
+
+        With ``train.sample_input_noise = σ`` the loss sees x_sampled + N(0, σ²): the same noise the data
+        stream adds to training images, so the energy cannot tell data from samples by their noise level
+        (the buffer keeps the clean chains).
+        """
         if self.train.chain_init == "data":
-            return self.sampler(self.energy, x, y=y_chain, generator=self.generator, callback=self._record)
-        draw = self.buffer.sample(x.shape[0], y=y_chain, generator=self.generator)
-        x_sampled = self.sampler(self.energy, draw.x, y=draw.y, generator=self.generator, callback=self._record)
-        self.buffer.push(x_sampled, draw.index)
+            x_sampled = self.sampler(self.energy, x, y=y_chain, generator=self.generator, callback=self._record)
+        else:
+            draw = self.buffer.sample(x.shape[0], y=y_chain, generator=self.generator)
+            x_sampled = self.sampler(self.energy, draw.x, y=draw.y, generator=self.generator, callback=self._record)
+            self.buffer.push(x_sampled, draw.index)
+        sigma = self.train.sample_input_noise
+        if sigma > 0:
+            noise = torch.randn(x_sampled.shape, generator=self.generator, device=x_sampled.device, dtype=x_sampled.dtype)
+            x_sampled = x_sampled + sigma * noise
         return x_sampled
 
     def stats(self) -> dict[str, Tensor]:
