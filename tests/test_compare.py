@@ -57,3 +57,13 @@ def test_cli_prints_summary_and_refuses_bad_input(runs, tmp_path, capsys):
     assert "at least two run directories" in capsys.readouterr().err
     assert main(["compare", str(ref), str(tmp_path / "missing"), "--out", str(tmp_path / "e")]) == 2
     assert "no metrics.csv" in capsys.readouterr().err
+
+
+def test_summary_names_the_reference_best_when_it_beats_its_final(tmp_path):
+    from jemkit.compare import format_comparison
+
+    ref = write_run(tmp_path / "ref", [(100, 1, -1, 1, 0.64, 800), (200, 1, -1, 1, 0.62, 1400)])  # peaked, then fell
+    fast = write_run(tmp_path / "fast", [(100, 1, -1, 1, 0.77, 100)])
+    text = format_comparison(compare_runs([ref, fast], tmp_path / "o"))
+    assert "ref's final test accuracy 0.6200 after 1.7 min (ref: 23.3 min; 14.00x faster)" in text
+    assert "ref's best test accuracy 0.6400 after 1.7 min (ref: 13.3 min; 8.00x faster)" in text
