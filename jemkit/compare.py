@@ -115,6 +115,10 @@ def plot_comparison(runs: dict[str, Columns], out_png: Path) -> Path:
         for name, style in (("e_data", "-"), ("e_sample", "--")):
             if name in cols:
                 ax_energy.plot(*cols[name], color=color, ls=style, lw=0.8, label=f"{label} {name}")
+    for ax in (ax_loss, ax_energy):  # a diverged run's spikes would flatten every other curve
+        values = [abs(v) for line in ax.get_lines() for v in line.get_ydata()]
+        if values and max(values) > 50:
+            ax.set_yscale("symlog", linthresh=1.0)
     for ax, title, xlabel in ((ax_step, "test accuracy", "step"), (ax_time, "test accuracy", "wall-clock minutes"),
                               (ax_loss, "train loss", "step"), (ax_energy, "energy (solid: data, dashed: samples)", "step")):
         ax.set_title(title)
