@@ -16,7 +16,6 @@ only when they ran under the same conditions (e.g. side by side, one thread each
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from .report import _read_csv_columns
@@ -151,7 +150,7 @@ def format_comparison(record: dict) -> str:
             else:
                 lines.append(f"{label} reached {ref}'s {which} test accuracy {t['accuracy']:.4f} after {t['seconds'] / 60:.1f} min "
                              f"({ref}: {t['reference_seconds'] / 60:.1f} min; {t['speedup']:.2f}x faster)")
-        diffs = ", ".join(f"{k} {v['max_abs']:.4g}" for k, v in e["curve_diff"].items() if math.isfinite(v["max_abs"]))
+        diffs = ", ".join(f"{k} {v['max_abs']:.4g}" for k, v in e["curve_diff"].items())
         if diffs:
             lines.append(f"  max |{label} - {ref}| over shared steps: {diffs}")
     return "\n".join(lines)
