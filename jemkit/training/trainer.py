@@ -36,6 +36,7 @@ from ..nets import NETS, build_net
 from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init
 from ..score_model import ScoreModel, draw_samples, save_samples
+from ..memory import steady_host_memory
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
@@ -392,6 +393,8 @@ def train(
     process group (see ``distributed.py``) and leave it at the end.
     """
     cfg = validate(cfg)
+    if cfg.train.steady_memory:
+        steady_host_memory()
     owned = not torch.distributed.is_available() or not torch.distributed.is_initialized()
     world = distributed.init(distributed.device_for(cfg.train.device))
     try:
