@@ -106,7 +106,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     from .bench import BenchOptions, format_table, run_bench
 
     o = BenchOptions.defaults(a.device, a.quick)
-    for key in ("nets", "variants", "batch", "steps", "reps", "warmup"):
+    for key in ("nets", "variants", "batch", "steps", "reps", "warmup", "baseline_memory"):
         if getattr(a, key) is not None:
             setattr(o, key, getattr(a, key))
     o.progress = not a.quiet
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="SGLD steps (default 20)")
     b.add_argument("--reps", type=int, help="timed repetitions; medians are reported (default 5)")
     b.add_argument("--warmup", type=int, help="untimed repetitions first (default 1; compile and graph variants need 1)")
+    b.add_argument("--baseline-memory", choices=["default", "steady"],
+                   help="the textbook baseline runs in its own Python process with glibc's malloc as it comes "
+                        "(default), or with jemkit's steady host-memory settings (arithmetic-only comparison)")
     b.add_argument("--device", default="auto")
     b.add_argument("--quick", action="store_true", help="tiny networks and sizes, no compile variant (smoke runs, tests)")
     b.add_argument("--out", help="write the results as JSON to this file")
@@ -219,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .training import TrainingInterrupted
 
+    from .memory import steady_host_memory
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="jemkit: %(message)s", level=logging.WARNING)
+    if args.func is not cmd_train:  # train() applies it per train.steady_memory
+        steady_host_memory()  # every other command samples or evaluates too (JEMKIT_STEADY_MEMORY=0 turns it off)
     try:
         args.func(args)
     except TrainingInterrupted as stop:

@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..memory import steady_host_memory
 from ..utils import resolve_device
+from .baseline_process import MEMORY_MODES, TextbookProcess
 from .contenders import NETS, QUICK_NETS, Jemkit, Settings, Textbook, make_net, parse_variant
 from .measure import ceiling_sizes, count_flops, measure, measure_ceilings, rss_mb
 from .reference import textbook_energy
@@ -31,6 +33,7 @@ class BenchOptions:
     device: str = "auto"
     quick: bool = False
     progress: bool = True
+    baseline_memory: str = "default"  # the textbook's process: glibc as it comes, or jemkit's steady settings
 
     @classmethod
     def defaults(cls, device: str = "auto", quick: bool = False) -> "BenchOptions":
@@ -97,9 +100,12 @@ def run_bench(o: BenchOptions) -> dict:
         raise ValueError(f"unknown bench network(s) {unknown}; choose from {sorted(specs)}")
     if o.reps < 1 or o.batch < 1 or o.steps < 1 or o.warmup < 0:
         raise ValueError("bench needs --reps, --batch and --steps >= 1 and --warmup >= 0")
+    if o.baseline_memory not in MEMORY_MODES:
+        raise ValueError(f"--baseline-memory must be one of {', '.join(MEMORY_MODES)}, got '{o.baseline_memory}'")
+    steady = steady_host_memory()  # jemkit's contenders run as jemkit runs them
     s = Settings(batch=o.batch, steps=o.steps, buffer_size=o.buffer_size)
     warmup = max(o.warmup, 1 if any(v.compile or v.cuda_graph for v in variants) else 0)  # compile/capture untimed
-    record = {"meta": _meta(o, device, warmup), "ceilings": {}, "results": [], "comparisons": [], "memory": {}}
+    record = {"meta": {**_meta(o, device, warmup), "jemkit_steady_memory": steady}, "ceilings": {}, "results": [], "comparisons": [], "memory": {}}
     ceiling_samples: dict[str, list[float]] = {}
     total = len(o.nets) * (warmup + o.reps) * (1 + len(variants)) * len(STAGES)
     bar = tqdm(total=total, desc="bench", disable=not o.progress, dynamic_ncols=True)
@@ -111,38 +117,13 @@ def run_bench(o: BenchOptions) -> dict:
         x0 = (torch.rand(o.batch, *spec.shape, generator=gen) * 2 - 1).to(device)
         x_data = (torch.rand(o.batch, *spec.shape, generator=gen) * 2 - 1).to(device)
         y = torch.randint(0, 10, (o.batch,), generator=gen).to(device)
-        contenders = [Textbook(net, spec, s, device)] + [Jemkit(net, spec, s, device, v) for v in variants]
-        flops_textbook = _flops(lambda st: Textbook(net, spec, st, device), s, x0, y)
-        flops_jemkit = _flops(lambda st: Jemkit(net, spec, st, device, parse_variant("fp32")), s, x0, y)
-        flops = {c.name: flops_textbook if c.name == "textbook" else flops_jemkit for c in contenders}
-        reference = net.to(device)
-        energies, first_call = {}, {}
-        for c in contenders:  # the first sampler call (compilation, capture) and the equivalence check: same x0 and noise
-            out = {}
-            first_call[(c.name, "sampler")] = measure(lambda c=c: out.update(x=c.sample(x0, seed=7)), device).seconds
-            energies[c.name] = _energy_check(reference, out["x"])
-        samples = {(c.name, st): [] for c in contenders for st in STAGES}
-        rss_rounds = []
-        for r in range(warmup + o.reps):
-            order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
-            for c in order:
-                for stage in STAGES:
-                    run = (lambda c=c: c.sample(x0, seed=r)) if stage == "sampler" else (lambda c=c: c.iterate(x_data, y))
-                    sample = measure(run, device)
-                    first_call.setdefault((c.name, stage), sample.seconds)
-                    if r >= warmup:
-                        samples[(c.name, stage)].append(sample)
-                    bar.update(1)
-            if r >= warmup:
-                for k, v in measure_ceilings(device, o.quick).items():
-                    ceiling_samples.setdefault(k, []).append(v)
-                rss_rounds.append(rss_mb())
-        record["memory"][name] = {"rss_mb_after_each_rep": rss_rounds,
-                                  "rss_growth_mb": (rss_rounds[-1] - rss_rounds[0]) if None not in rss_rounds else None}
-        for c in contenders:
-            for stage in STAGES:
-                results.append((name, stage, c, samples[(c.name, stage)], flops[c.name], first_call[(c.name, stage)],
-                                energies[c.name], energies["textbook"]))
+        textbook = TextbookProcess(net, spec, s, device, memory=o.baseline_memory)
+        try:
+            contenders = [textbook] + [Jemkit(net, spec, s, device, v) for v in variants]
+            results += _bench_net(name, o, s, spec, net, contenders, x0, x_data, y, warmup, device, record,
+                                  ceiling_samples, bar)
+        finally:
+            textbook.close()
     bar.close()
     ceilings = {k: _median(v) for k, v in ceiling_samples.items()}
     record["ceilings"] = {**ceilings, "sizes": ceiling_sizes(device, o.quick)}
@@ -164,6 +145,45 @@ def run_bench(o: BenchOptions) -> dict:
                                           "speedup": r["speedup"], "seconds": r["seconds"],
                                           "textbook_seconds": base["seconds"]})
     return record
+
+
+def _timed(c, stage: str, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device):
+    """One measured call: a sampler call from x, or a training iteration on the batch (x, y)."""
+    if isinstance(c, TextbookProcess):
+        return c.measure(stage, x, y, seed)  # timed in the baseline's own process
+    return measure((lambda: c.sample(x, seed=seed)) if stage == "sampler" else (lambda: c.iterate(x, y)), device)
+
+
+def _bench_net(name, o: BenchOptions, s: Settings, spec, net, contenders: list, x0, x_data, y, warmup: int,
+               device: torch.device, record: dict, ceiling_samples: dict, bar) -> list:
+    """One network: FLOP counts, the first calls and the energy check, then the interleaved repetitions."""
+    flops_textbook = _flops(lambda st: Textbook(net, spec, st, device), s, x0, y)
+    flops_jemkit = _flops(lambda st: Jemkit(net, spec, st, device, parse_variant("fp32")), s, x0, y)
+    flops = {c.name: flops_textbook if c.name == "textbook" else flops_jemkit for c in contenders}
+    reference = net.to(device)
+    energies, first_call = {}, {}
+    for c in contenders:  # the first sampler call (compilation, capture), then the equivalence check: same x0 and noise
+        first_call[(c.name, "sampler")] = _timed(c, "sampler", x0, y, 7, device).seconds
+        energies[c.name] = _energy_check(reference, c.sample(x0, seed=7))
+    samples = {(c.name, st): [] for c in contenders for st in STAGES}
+    rss_rounds = []
+    for r in range(warmup + o.reps):
+        order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+        for c in order:
+            for stage in STAGES:
+                sample = _timed(c, stage, x0 if stage == "sampler" else x_data, y, r, device)
+                first_call.setdefault((c.name, stage), sample.seconds)
+                if r >= warmup:
+                    samples[(c.name, stage)].append(sample)
+                bar.update(1)
+        if r >= warmup:
+            for k, v in measure_ceilings(device, o.quick).items():
+                ceiling_samples.setdefault(k, []).append(v)
+            rss_rounds.append(rss_mb())
+    record["memory"][name] = {"rss_mb_after_each_rep": rss_rounds,
+                              "rss_growth_mb": (rss_rounds[-1] - rss_rounds[0]) if None not in rss_rounds else None}
+    return [(name, stage, c, samples[(c.name, stage)], flops[c.name], first_call[(c.name, stage)],
+             energies[c.name], energies["textbook"]) for c in contenders for stage in STAGES]
 
 
 def _meta(o: BenchOptions, device: torch.device, warmup: int) -> dict:
@@ -216,4 +236,6 @@ def format_table(record: dict) -> str:
     meta = record["meta"]
     lines.append(f"{meta['device_name']} ({meta['device']}, {meta['threads']} threads), batch {meta['batch']}, "
                  f"{meta['steps']} SGLD steps, median of {meta['reps']} reps")
+    lines.append(f"textbook: its own process, {meta['baseline_memory']} host memory; jemkit: steady host memory "
+                 f"{'on' if meta.get('jemkit_steady_memory') else 'off'}")
     return "\n".join(lines)
