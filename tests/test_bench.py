@@ -33,6 +33,7 @@ def test_bench_quick_writes_json_and_table(tmp_path, capsys):
         if key[1] == "sampler":
             assert "energy_diff_vs_textbook" in row
     assert len(r["comparisons"]) == 8 and all("speedup" in c for c in r["comparisons"])
+    assert r["meta"]["baseline_memory"] == "default" and "textbook: its own process" in printed
     # the same float32 arithmetic and the same noise: jemkit's SGLD lands where the textbook loop does
     for net in ("fmnist", "wrn-28-2"):
         assert abs(rows[(net, "sampler", "fp32")]["energy_diff_vs_textbook"]) < 1e-4
@@ -70,3 +71,42 @@ def test_quick_nets_build():
     for spec in QUICK_NETS.values():
         net = make_net(spec)
         assert net(torch.rand(2, *spec.shape)).shape == (2, 10)
+
+
+def test_textbook_baseline_runs_in_its_own_process_with_the_same_arithmetic():
+    import os
+
+    from jemkit.bench.baseline_process import TextbookProcess
+    from jemkit.bench.contenders import Settings, Textbook
+
+    spec = QUICK_NETS["fmnist"]
+    net, s, device = make_net(spec), Settings(batch=4, steps=3, buffer_size=20), torch.device("cpu")
+    x0 = torch.rand(4, *spec.shape) * 2 - 1
+    remote = TextbookProcess(net, spec, s, device)
+    try:
+        assert remote.process.pid != os.getpid() and remote.process.is_alive()
+        local = Textbook(net, spec, s, device).sample(x0, seed=3)
+        assert torch.equal(remote.sample(x0, seed=3), local)  # same network, noise and float32 steps
+        sample = remote.measure("iteration", x0, torch.zeros(4, dtype=torch.long), seed=0)
+        assert sample.seconds > 0 and sample.page_faults >= 0
+    finally:
+        remote.close()
+    assert not remote.process.is_alive()
+    with pytest.raises(ValueError, match="baseline memory"):
+        TextbookProcess(net, spec, s, device, memory="tcmalloc")
+
+
+def test_churn_check_runs_a_contender_in_a_fresh_process_and_tabulates():
+    import subprocess
+    import sys
+
+    from jemkit.bench.churn import format_churn
+
+    out = subprocess.run([sys.executable, "-m", "jemkit.bench.churn", "--child", "fp32", "steady", "--calls", "2"],
+                         capture_output=True, text=True, check=True)
+    calls = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(calls) == 2 and all(s > 0 and f >= 0 for s, f in calls)
+    rows = [{"contender": c, "memory": m, "seconds": s, "page_faults": f}
+            for c, m, s, f in [("textbook", "default", 0.5, 9e4), ("textbook", "steady", 0.25, 0.0)]]
+    table = format_churn({"net": "fmnist", "rounds": 1, "calls": 2, "rows": rows})
+    assert "2.00x faster with steady memory" in table and "90000" in table
