@@ -16,13 +16,18 @@ the ``jemkit`` command line and by ``train()`` (``train.steady_memory``); librar
 under a preloaded jemalloc / tcmalloc (which keep memory themselves) it does nothing.
 ``JEMKIT_STEADY_MEMORY=0`` turns it off everywhere. The settings are process-wide and cannot be
 undone: glibc's dynamic threshold adjustment stays off for the rest of the process.
+
+``host_memory()`` reads what a run reports (``metrics.csv``: ``rss_mb``, ``peak_rss_mb``,
+``faults_per_step``): the process's resident memory now and at its peak, and its minor page faults.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 import os
+import resource
 import sys
+from pathlib import Path
 
 log = logging.getLogger("jemkit")
 
@@ -66,3 +71,32 @@ def steady_host_memory() -> bool:
         log.warning("steady host memory: glibc refused mallopt; freed memory may still go back to the OS")
     _applied = ok
     return ok
+
+
+_STATUS = Path("/proc/self/status")
+
+
+def status_kb(field: str) -> float | None:
+    """A ``/proc/self/status`` field in kB (``VmRSS``, ``VmHWM``); None where there is no /proc."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float | None:
+    """Resident set size now, MiB."""
+    kb = status_kb("VmRSS")
+    return None if kb is None else kb / 1024
+
+
+def host_memory() -> dict[str, float | None]:
+    """This process: ``rss_mb`` (now), ``peak_rss_mb`` (its peak so far; getrusage where /proc is missing,
+    in kB on Linux) and ``minor_faults`` (fresh pages touched since it started)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    hwm = status_kb("VmHWM")
+    return {"rss_mb": rss_mb(), "peak_rss_mb": hwm / 1024 if hwm is not None else usage.ru_maxrss / 1024,
+            "minor_faults": float(usage.ru_minflt)}

@@ -28,7 +28,8 @@ from typing import Any
 
 _SKIP_KEYS = {"baseline", "checkpoint", "run_dir"}
 _CURVE_PANELS = (("loss", ("loss", "ce")), ("accuracy", ("acc", "test_acc")),
-                 ("energy", ("e_data", "e_sample", "gap")), ("learning rate", ("lr",)))
+                 ("energy", ("e_data", "e_sample", "gap")), ("learning rate", ("lr",)),
+                 ("host memory, MiB", ("rss_mb", "peak_rss_mb")))
 _CSS = ("body{font-family:sans-serif;max-width:90em;margin:2em auto;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .6em}"
         "td.num{text-align:right;font-family:monospace}figure{margin:1em 0;flex:1 1 0;min-width:0}"
@@ -94,7 +95,7 @@ def _read_csv_columns(csv_path: Path) -> dict[str, tuple[list[float], list[float
 
 
 def plot_training_curves(csv_path: str | Path, out_png: str | Path) -> Path | None:
-    """Plot loss/accuracy/energy/lr columns of a run's metrics.csv against step.
+    """Plot loss/accuracy/energy/lr/host-memory columns of a run's metrics.csv against step.
 
     Returns the written PNG path, or None when the CSV is missing, unreadable or
     has no plottable column.

@@ -34,6 +34,8 @@ def test_bench_quick_writes_json_and_table(tmp_path, capsys):
             assert "energy_diff_vs_textbook" in row
     assert len(r["comparisons"]) == 8 and all("speedup" in c for c in r["comparisons"])
     assert r["meta"]["baseline_memory"] == "default" and "textbook: its own process" in printed
+    for m in r["memory"].values():  # one timed rep: no growth to report after it
+        assert len(m["rss_mb_after_each_rep"]) == 1 and m["rss_growth_mb"] == 0 and m["rss_growth_after_first_rep_mb"] is None
     # the same float32 arithmetic and the same noise: jemkit's SGLD lands where the textbook loop does
     for net in ("fmnist", "wrn-28-2"):
         assert abs(rows[(net, "sampler", "fp32")]["energy_diff_vs_textbook"]) < 1e-4

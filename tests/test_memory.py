@@ -75,3 +75,34 @@ def test_training_applies_steady_memory_as_configured(tmp_path, monkeypatch, ste
                                           "train.tensorboard=false"])
     trainer.train(cfg, tmp_path / "run", progress=False)
     assert calls == ([1] if steady else [])
+
+
+
+TRAIN = """
+import csv, sys
+from jemkit.config import load_preset
+from jemkit.training import train
+cfg = load_preset("digits-jem", ["train.steps=40", "model.width=16", "buffer.size=200", "sampler.steps=5",
+                                 "train.log_every=10", "train.eval_every=1000", "train.sample_every=1000",
+                                 "train.tensorboard=false", "train.checkpoint_every=0"])
+train(cfg, sys.argv[1], progress=False)
+"""
+
+
+def test_metrics_csv_reports_host_memory_without_growth_or_faults_after_warm_up(tmp_path):
+    """metrics.csv's rss_mb / peak_rss_mb / faults_per_step (a fresh process, steady memory as configured by
+    default): RSS flat after the first interval, and steps between evaluations touch (almost) no new pages."""
+    import csv
+
+    subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run")], check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["10", "20", "30", "40"]
+    rss = [float(r["rss_mb"]) for r in rows]
+    peak = [float(r["peak_rss_mb"]) for r in rows]
+    faults = [float(r["faults_per_step"]) for r in rows]
+    assert all(0 < a <= b for a, b in zip(rss, peak)) and peak == sorted(peak)
+    assert faults[0] > 0  # the first interval allocates the working set
+    assert max(faults[1:3]) < 20, faults  # then a few Python objects per step, no activations (step 40 also evaluates)
+    assert rss[2] - rss[1] < 2, rss  # no growth between evaluations

@@ -11,18 +11,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..memory import rss_mb, status_kb
+
 _CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _status_kb(field: str) -> float | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def reset_peak_rss() -> bool:
@@ -32,11 +23,6 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
-
-
-def rss_mb() -> float | None:
-    kb = _status_kb("VmRSS")
-    return None if kb is None else kb / 1024
 
 
 @dataclass
@@ -66,7 +52,7 @@ def measure(fn: Callable[[], object], device: torch.device) -> Sample:
     sync(device)
     seconds = time.perf_counter() - start
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    hwm = _status_kb("VmHWM") if reset else None
+    hwm = status_kb("VmHWM") if reset else None
     peak = hwm / 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     rise = peak - before if reset and before is not None else None

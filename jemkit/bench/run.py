@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..memory import steady_host_memory
+from ..memory import rss_mb, steady_host_memory
 from ..utils import resolve_device
 from .baseline_process import MEMORY_MODES, TextbookProcess
 from .contenders import NETS, QUICK_NETS, Jemkit, Settings, Textbook, make_net, parse_variant
-from .measure import ceiling_sizes, count_flops, measure, measure_ceilings, rss_mb
+from .measure import ceiling_sizes, count_flops, measure, measure_ceilings
 from .reference import textbook_energy
 
 STAGES = ("sampler", "iteration")
@@ -180,8 +180,11 @@ def _bench_net(name, o: BenchOptions, s: Settings, spec, net, contenders: list, 
             for k, v in measure_ceilings(device, o.quick).items():
                 ceiling_samples.setdefault(k, []).append(v)
             rss_rounds.append(rss_mb())
+    known = None not in rss_rounds
     record["memory"][name] = {"rss_mb_after_each_rep": rss_rounds,
-                              "rss_growth_mb": (rss_rounds[-1] - rss_rounds[0]) if None not in rss_rounds else None}
+                              "rss_growth_mb": (rss_rounds[-1] - rss_rounds[0]) if known else None,
+                              "rss_growth_after_first_rep_mb": (rss_rounds[-1] - rss_rounds[1])
+                              if known and len(rss_rounds) > 2 else None}
     return [(name, stage, c, samples[(c.name, stage)], flops[c.name], first_call[(c.name, stage)],
              energies[c.name], energies["textbook"]) for c in contenders for stage in STAGES]
 
@@ -232,7 +235,9 @@ def format_table(record: dict) -> str:
     lines.append("ceilings (GFLOP/s): " + ", ".join(f"{k} {v:.1f}" for k, v in c.items() if isinstance(v, float)))
     for net, m in record["memory"].items():
         if m["rss_growth_mb"] is not None:
-            lines.append(f"{net}: RSS growth over the timed repetitions {m['rss_growth_mb']:+.1f} MB")
+            after = m.get("rss_growth_after_first_rep_mb")
+            lines.append(f"{net}: RSS growth over the timed repetitions {m['rss_growth_mb']:+.1f} MB"
+                         + (f" ({after:+.1f} MB after the first)" if after is not None else ""))
     meta = record["meta"]
     lines.append(f"{meta['device_name']} ({meta['device']}, {meta['threads']} threads), batch {meta['batch']}, "
                  f"{meta['steps']} SGLD steps, median of {meta['reps']} reps")

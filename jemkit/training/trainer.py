@@ -36,7 +36,7 @@ from ..nets import NETS, build_net
 from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init
 from ..score_model import ScoreModel, draw_samples, save_samples
-from ..memory import steady_host_memory
+from ..memory import host_memory, steady_host_memory
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
@@ -48,7 +48,7 @@ from .steps import STEPS, held_out_score_loss, make_sampler
 
 LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy", "sgld_grad_norm",
                "accept_rate", "buffer_mean", "buffer_std", "score_norm", "test_acc",
-               "test_loss", "seconds"]
+               "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
 log = logging.getLogger("jemkit")
 
 
@@ -429,6 +429,7 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
     tb = TensorBoard(run_dir, purge_step=run.step + 1 if resuming else None) if world.main and cfg.train.tensorboard else None
     total, steps_per_epoch = cfg.train.steps, run.stream.per_epoch
     step_fn, sums, count = run.step_fn(), {}, 0
+    memory_mark = (run.step, host_memory()["minor_faults"])  # faults_per_step: since the last logged row
     bar = tqdm(total=total, initial=run.step, desc=f"train {cfg.preset}", disable=not progress or not world.main,
                dynamic_ncols=True)
     try:
@@ -478,6 +479,8 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
                         means = {k: v.item() for k, v in distributed.mean(means, world).items()}
                         sums, count = {}, 0
                         row.update({k: round(v, 6) for k, v in means.items()})
+                        row.update(_memory_columns(memory_mark, step))  # this process (rank 0 under torchrun)
+                        memory_mark = (step, host_memory()["minor_faults"])
                         if cfg.guard.enabled and "acc" in means:
                             reason = check_accuracy(cfg.guard, run.guard, means["acc"])
                         bar.set_postfix({k: f"{means[k]:.3f}" for k in ("loss", "acc") if k in means}
@@ -518,6 +521,17 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
     final = distributed.on_main(lambda: latest_valid(run_dir / "checkpoints"), world)
     return TrainResult(run_dir, final[0].with_suffix(".safetensors"), run.test_acc, time.perf_counter() - start,
                        run.test_loss)
+
+
+def _memory_columns(mark: tuple[int, float], step: int) -> dict:
+    """metrics.csv's host-memory columns: RSS now and at the process's peak (MiB), and minor page faults
+    per training step since ``mark`` = (step, faults) — near 0 once steady memory has warmed up."""
+    m = host_memory()
+    cols = {"peak_rss_mb": round(m["peak_rss_mb"], 1),
+            "faults_per_step": round((m["minor_faults"] - mark[1]) / max(step - mark[0], 1), 1)}
+    if m["rss_mb"] is not None:
+        cols["rss_mb"] = round(m["rss_mb"], 1)
+    return cols
 
 
 def _recover(run: Run, reason: str) -> Callable[..., LossOutput]:
