@@ -82,8 +82,10 @@ def format_churn(record: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jemkit.bench.churn", description=__doc__.splitlines()[0])
-    p.add_argument("--net", default="fmnist", choices=["fmnist", "wrn-28-2"])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--net", default="fmnist", choices=["fmnist", "wrn-28-2"],
+                   help="network, batch 64, 20 SGLD steps (default fmnist)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds; each runs every (memory mode, contender) once in a fresh process (default 3)")
     p.add_argument("--calls", type=int, default=5, help="timed sampler calls per process (after one untimed)")
     p.add_argument("--out", help="write the record as JSON")
     p.add_argument("--child", nargs=2, metavar=("CONTENDER", "MODE"), help=argparse.SUPPRESS)
