@@ -220,9 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    from .training import TrainingInterrupted
-
     from .memory import steady_host_memory
+    from .training import TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="jemkit: %(message)s", level=logging.WARNING)

@@ -94,8 +94,8 @@ def rss_mb() -> float | None:
 
 
 def host_memory() -> dict[str, float | None]:
-    """This process: ``rss_mb`` (now), ``peak_rss_mb`` (its peak so far; getrusage where /proc is missing,
-    in kB on Linux) and ``minor_faults`` (fresh pages touched since it started)."""
+    """This process: ``rss_mb`` (now), ``peak_rss_mb`` (its peak so far, MiB; from getrusage where /proc is
+    missing) and ``minor_faults`` (fresh pages touched since it started)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     hwm = status_kb("VmHWM")
     return {"rss_mb": rss_mb(), "peak_rss_mb": hwm / 1024 if hwm is not None else usage.ru_maxrss / 1024,

@@ -89,8 +89,10 @@ def test_textbook_baseline_runs_in_its_own_process_with_the_same_arithmetic():
         assert remote.process.pid != os.getpid() and remote.process.is_alive()
         local = Textbook(net, spec, s, device).sample(x0, seed=3)
         assert torch.equal(remote.sample(x0, seed=3), local)  # same network, noise and float32 steps
-        sample = remote.measure("iteration", x0, torch.zeros(4, dtype=torch.long), seed=0)
-        assert sample.seconds > 0 and sample.page_faults >= 0
+        sample, out = remote.measure("sampler", x0, torch.zeros(4, dtype=torch.long), seed=3, keep=True)
+        assert sample.seconds > 0 and torch.equal(out, local)  # the timed call's own samples come back
+        sample, out = remote.measure("iteration", x0, torch.zeros(4, dtype=torch.long), seed=0)  # (an optimizer step)
+        assert sample.seconds > 0 and sample.page_faults >= 0 and out is None
     finally:
         remote.close()
     assert not remote.process.is_alive()

@@ -37,7 +37,7 @@ def _unpack(data: bytes) -> Any:
 
 
 def _serve(conn, setup: bytes) -> None:
-    """Child: build the textbook contender, then answer ('sample' | 'iterate' | 'measure', ...) requests."""
+    """Child: build the textbook contender, then answer ('sample' | 'measure', ...) requests."""
     s = _unpack(setup)
     if s["memory"] == "steady":
         from ..memory import steady_host_memory
@@ -59,11 +59,12 @@ def _serve(conn, setup: bytes) -> None:
             op, args = request[0], _unpack(request[1])
             if op == "sample":  # (x0, seed)
                 reply = contender.sample(args[0].to(device), args[1]).cpu()
-            else:  # measure: (stage, x, y, seed)
-                stage, x, y, seed = args
-                x, y = x.to(device), y.to(device)
-                run = (lambda: contender.sample(x, seed)) if stage == "sampler" else (lambda: contender.iterate(x, y))
-                reply = measure(run, device)
+            else:  # measure: (stage, x, y, seed, keep) -> (Sample, the sampler's output if keep else None)
+                stage, x, y, seed, keep = args
+                x, y, out = x.to(device), y.to(device), {}
+                run = (lambda: out.update(x=contender.sample(x, seed))) if stage == "sampler" else (lambda: contender.iterate(x, y))
+                sample = measure(run, device)
+                reply = (sample, out["x"].cpu() if keep and "x" in out else None)
             conn.send(("ok", _pack(reply)))
         except Exception as err:  # noqa: BLE001 - reported to the parent, which raises it
             conn.send(("error", f"{type(err).__name__}: {err}"))
@@ -78,7 +79,6 @@ class TextbookProcess:
     def __init__(self, net: nn.Module, spec: NetSpec, s: Settings, device: torch.device, memory: str = "default"):
         if memory not in MEMORY_MODES:
             raise ValueError(f"baseline memory must be one of {MEMORY_MODES}, got '{memory}'")
-        self.device = device
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: fork would copy the parent's malloc state
         self.conn, child = ctx.Pipe()
         setup = {"spec": spec, "settings": s, "device": str(device), "memory": memory,
@@ -100,8 +100,10 @@ class TextbookProcess:
     def sample(self, x0: Tensor, seed: int) -> Tensor:
         return self._call("sample", x0.cpu(), seed).to(x0.device)
 
-    def measure(self, stage: str, x: Tensor, y: Tensor, seed: int) -> Sample:
-        return self._call("measure", stage, x.cpu(), y.cpu(), seed)
+    def measure(self, stage: str, x: Tensor, y: Tensor, seed: int, keep: bool = False) -> tuple[Sample, Tensor | None]:
+        """One call timed in the child; with ``keep`` a sampler call's output comes back too (on x's device)."""
+        sample, out = self._call("measure", stage, x.cpu(), y.cpu(), seed, keep)
+        return sample, (out.to(x.device) if out is not None else None)
 
     def close(self) -> None:
         try:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -34,6 +32,7 @@ def _child(net_name: str, contender: str, mode: str, calls: int) -> list[tuple[f
 
         steady_host_memory()
     from .contenders import NETS, Jemkit, Settings, Textbook, make_net, parse_variant
+    from .measure import measure
 
     spec, device = NETS[net_name], torch.device("cpu")
     s = Settings(batch=64, steps=20, buffer_size=1)
@@ -42,9 +41,8 @@ def _child(net_name: str, contender: str, mode: str, calls: int) -> list[tuple[f
     x0 = torch.rand(64, *spec.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
     out = []
     for seed in range(calls + 1):
-        faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-        c.sample(x0, seed)
-        out.append((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+        sample = measure(lambda: c.sample(x0, seed), device)
+        out.append((sample.seconds, sample.page_faults))
     return out[1:]  # the first call is warm-up
 
 

@@ -32,11 +32,11 @@ from ..energy import ClassifierEnergy
 from ..evaluation.classification import classification_metrics, predict_logits
 from ..images import save_grid
 from ..model import Classifier
+from ..memory import host_memory, steady_host_memory
 from ..nets import NETS, build_net
 from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init
 from ..score_model import ScoreModel, draw_samples, save_samples
-from ..memory import host_memory, steady_host_memory
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
@@ -479,8 +479,8 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
                         means = {k: v.item() for k, v in distributed.mean(means, world).items()}
                         sums, count = {}, 0
                         row.update({k: round(v, 6) for k, v in means.items()})
-                        row.update(_memory_columns(memory_mark, step))  # this process (rank 0 under torchrun)
-                        memory_mark = (step, host_memory()["minor_faults"])
+                        columns, memory_mark = _memory_columns(memory_mark, step)  # this process (rank 0 under torchrun)
+                        row.update(columns)
                         if cfg.guard.enabled and "acc" in means:
                             reason = check_accuracy(cfg.guard, run.guard, means["acc"])
                         bar.set_postfix({k: f"{means[k]:.3f}" for k in ("loss", "acc") if k in means}
@@ -506,6 +506,7 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
                         on_step(step, out.stats)
                 if reason is not None:
                     step_fn, sums, count = _recover(run, reason), {}, 0
+                    memory_mark = (run.step, host_memory()["minor_faults"])  # steps count again from the rollback
                     bar.n = run.step
                     bar.refresh()
                 if distributed.ranks_with(stop.signum is not None, world):  # every rank stops at the same step
@@ -523,15 +524,16 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
                        run.test_loss)
 
 
-def _memory_columns(mark: tuple[int, float], step: int) -> dict:
+def _memory_columns(mark: tuple[int, float], step: int) -> tuple[dict, tuple[int, float]]:
     """metrics.csv's host-memory columns: RSS now and at the process's peak (MiB), and minor page faults
-    per training step since ``mark`` = (step, faults) — near 0 once steady memory has warmed up."""
+    per training step since ``mark`` = (step, faults) — near 0 once steady memory has warmed up; and the
+    mark for the next row."""
     m = host_memory()
     cols = {"peak_rss_mb": round(m["peak_rss_mb"], 1),
             "faults_per_step": round((m["minor_faults"] - mark[1]) / max(step - mark[0], 1), 1)}
     if m["rss_mb"] is not None:
         cols["rss_mb"] = round(m["rss_mb"], 1)
-    return cols
+    return cols, (step, m["minor_faults"])
 
 
 def _recover(run: Run, reason: str) -> Callable[..., LossOutput]:
