@@ -2,10 +2,11 @@
 
 Sign convention: E(x) -> Tensor[B], lower = more probable, p(x) ∝ exp(−E(x)).
 """
+from .checkpoint import load, load_score_model
 from .energy import ClassifierEnergy, Energy
-from .model import Classifier
+from .model import Classifier, ScoreModel
 from .sampling import ReplayBuffer, langevin, sgld
-from .training.checkpoint import load
 
 __version__ = "0.1.0"
-__all__ = ["Classifier", "ClassifierEnergy", "Energy", "ReplayBuffer", "langevin", "load", "sgld"]
+__all__ = ["Classifier", "ClassifierEnergy", "Energy", "ReplayBuffer", "ScoreModel", "langevin", "load", "load_score_model",
+           "sgld"]

@@ -15,17 +15,21 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .config import load_preset
+    from .memory import steady_host_memory
     from .training import train
 
-    r = train(load_preset(a.preset, a.set), a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
+    cfg = load_preset(a.preset, a.set)
+    if cfg.train.steady_memory:  # a process-wide allocator setting: the command line's decision, not train()'s
+        steady_host_memory()
+    r = train(cfg, a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         result = f"held-out score-matching loss {r.test_loss:.4f}" if r.test_loss is not None else f"test accuracy {r.test_accuracy:.4f}"
         print(f"{result} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    from .demo import summary_table
     from .evaluation import evaluate
+    from .report import summary_table
 
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
     robustness = {f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None}
@@ -37,37 +41,10 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
-    import torch
+    from .draw import draw
+    from .utils import resolve_device
 
-    from .config import config_from_dict
-    from .energy import ClassifierEnergy
-    from .images import save_grid
-    from .sampling import fresh_chains
-    from .score_model import is_score_checkpoint, sample_to_file
-    from .training import load, make_sampler
-    from .utils import make_generator, resolve_device
-
-    device = resolve_device(a.device)
-    if a.n <= 0:
-        raise ValueError(f"-n must be > 0, got {a.n}")
-    if is_score_checkpoint(a.checkpoint):  # annealed Langevin on a score model (no classes)
-        if a.cls is not None:
-            raise ValueError("--class needs a classifier; this checkpoint is a score model")
-        print(sample_to_file(a.checkpoint, a.out, a.n, steps=a.steps, seed=a.seed, device=device))
-        return
-    model = load(a.checkpoint, device=device)
-    cfg = config_from_dict(model.record["config"]).sampler
-    if a.steps is not None:
-        cfg.steps = a.steps
-    y = None
-    if a.cls is not None:
-        if not 0 <= a.cls < model.num_classes:
-            raise ValueError(f"--class must be in [0, {model.num_classes - 1}], got {a.cls}")
-        y = torch.full((a.n,), a.cls, dtype=torch.long, device=device)
-    energy = ClassifierEnergy(model, model.record.get("temperature", 1.0))
-    x = fresh_chains(energy, make_sampler(cfg), a.n, model.input_shape, y=y,
-                     generator=make_generator(device, a.seed), device=device)
-    print(f"wrote {save_grid(x, a.out)} ({a.n} samples, {cfg.steps} {cfg.name} steps)")
+    print(draw(a.checkpoint, a.out, a.n, cls=a.cls, steps=a.steps, seed=a.seed, device=resolve_device(a.device)))
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -86,7 +63,8 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    from .demo import run_demo, summary_table
+    from .demo import run_demo
+    from .report import summary_table
 
     m = run_demo(a.out, a.set, overwrite=a.overwrite, progress=not a.quiet)
     print(summary_table(m))
@@ -101,21 +79,9 @@ def cmd_presets(a: argparse.Namespace) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
-    import json
+    from .bench.command import run_command
 
-    from .bench import BenchOptions, format_table, run_bench
-
-    o = BenchOptions.defaults(a.device, a.quick)
-    for key in ("nets", "variants", "batch", "steps", "reps", "warmup", "baseline_memory"):
-        if getattr(a, key) is not None:
-            setattr(o, key, getattr(a, key))
-    o.progress = not a.quiet
-    record = run_bench(o)
-    print(format_table(record))
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(record, indent=1))
-        print(f"results: {a.out}")
+    run_command(a)
 
 
 def _names(text: str) -> list[str]:
@@ -166,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("sample", help="draw a grid of samples from fresh chains")
+    s = sub.add_parser("sample", help="draw a grid of samples from fresh chains started where training started them")
     s.add_argument("checkpoint")
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
@@ -194,22 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("bench", help="time jemkit's SGLD sampler and JEM iteration against a textbook baseline")
-    b.add_argument("--nets", type=_names, help="comma-separated: fmnist, wrn-28-2, wrn-28-10 "
-                                                "(default fmnist,wrn-28-2, plus wrn-28-10 on CUDA)")
-    b.add_argument("--variants", type=_names,
-                   help="jemkit variants, each fp32 or flags joined by +: bf16, cl (channels-last), compile, graph "
-                        "(CUDA graphs); default fp32,bf16+cl,compile (+ graph,graph+bf16+cl on CUDA)")
-    b.add_argument("--batch", type=int, help="batch size (default 64)")
-    b.add_argument("--steps", type=int, help="SGLD steps (default 20)")
-    b.add_argument("--reps", type=int, help="timed repetitions; medians are reported (default 5)")
-    b.add_argument("--warmup", type=int, help="untimed repetitions first (default 1; compile and graph variants need 1)")
-    b.add_argument("--baseline-memory", choices=["default", "steady"],
-                   help="the textbook baseline runs in its own Python process with glibc's malloc as it comes "
-                        "(default), or with jemkit's steady host-memory settings (arithmetic-only comparison)")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--quick", action="store_true", help="tiny networks and sizes, no compile variant (smoke runs, tests)")
-    b.add_argument("--out", help="write the results as JSON to this file")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .bench.command import add_arguments
+
+    add_arguments(b)
     b.set_defaults(func=cmd_bench)
 
     ps = sub.add_parser("presets", help="list training presets")
@@ -225,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="jemkit: %(message)s", level=logging.WARNING)
-    if args.func is not cmd_train:  # train() applies it per train.steady_memory
+    if args.func is not cmd_train:  # cmd_train applies it per train.steady_memory
         steady_host_memory()  # every other command samples or evaluates too (JEMKIT_STEADY_MEMORY=0 turns it off)
     try:
         args.func(args)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .report import _read_csv_columns
+from .report import read_csv_columns
 
 Columns = dict[str, tuple[list[float], list[float]]]
 CURVE_COLUMNS = ("test_acc", "acc", "ce", "loss", "e_data", "e_sample", "gap")
@@ -29,7 +29,7 @@ def read_run(run_dir: str | Path) -> Columns:
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no metrics.csv (is it a `jemkit train` run directory?)")
-    cols = _read_csv_columns(path)
+    cols = read_csv_columns(path)
     if "test_acc" not in cols or "seconds" not in cols:
         raise ValueError(f"{path}: no test_acc/seconds columns; compare needs a run that evaluated at least once")
     return cols

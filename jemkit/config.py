@@ -96,7 +96,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU too)
     channels_last: bool = False  # NHWC memory format for the network, data and buffer (faster convolutions)
-    steady_memory: bool = True  # keep freed host memory in the process (glibc mallopt, see jemkit/memory.py): no page-fault churn
+    steady_memory: bool = True  # `jemkit train`: keep freed host memory in the process (glibc mallopt, jemkit/memory.py); train() from Python leaves the allocator alone
     tensorboard: bool = True  # TensorBoard event files beside metrics.csv (same scalars, buffer statistics, sample grids)
 
 

@@ -11,8 +11,8 @@ these settings). Two ``mallopt`` settings stop the churn:
     M_TRIM_THRESHOLD = −1 the heap is never trimmed: RSS stays at the run's peak
 
 The same as starting Python with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>``. Applied by
-the ``jemkit`` command line and by ``train()`` (``train.steady_memory``); library users call
-``steady_host_memory()`` once. Only glibc has ``mallopt``: on other C libraries (macOS, musl) or
+the ``jemkit`` command line (``jemkit train`` per ``train.steady_memory``); ``train()`` called from Python
+leaves the allocator alone, and library users call ``steady_host_memory()`` once. Only glibc has ``mallopt``: on other C libraries (macOS, musl) or
 under a preloaded jemalloc / tcmalloc (which keep memory themselves) it does nothing.
 ``JEMKIT_STEADY_MEMORY=0`` turns it off everywhere. The settings are process-wide and cannot be
 undone: glibc's dynamic threshold adjustment stays off for the rest of the process.

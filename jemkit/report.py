@@ -73,7 +73,7 @@ def _metric_rows(metrics: dict) -> tuple[list[tuple[str, str, str]], bool]:
     return [(k, _fmt(model.get(k)), _fmt(base.get(k))) for k in keys], has_base
 
 
-def _read_csv_columns(csv_path: Path) -> dict[str, tuple[list[float], list[float]]]:
+def read_csv_columns(csv_path: Path) -> dict[str, tuple[list[float], list[float]]]:
     """Column -> (steps, values) for every numeric cell of rows with a numeric step."""
     cols: dict[str, tuple[list[float], list[float]]] = {}
     with open(csv_path, newline="") as fh:
@@ -101,7 +101,7 @@ def plot_training_curves(csv_path: str | Path, out_png: str | Path) -> Path | No
     has no plottable column.
     """
     try:
-        cols = _read_csv_columns(Path(csv_path))
+        cols = read_csv_columns(Path(csv_path))
     except (OSError, csv.Error, UnicodeDecodeError):
         return None
     panels = [(title, [c for c in names if c in cols]) for title, names in _CURVE_PANELS]
@@ -289,3 +289,29 @@ def browser_check(html_path: str | Path, chromium: str = "chromium", timeout: fl
     if text == "pending":
         raise RuntimeError(f"{html_path} did not finish loading in Chromium")
     return json.loads(text)
+
+
+_SUMMARY_ROWS = [("accuracy", "accuracy"), ("nll", "NLL"), ("calibration.ece", "ECE (20 bins)")]
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def summary_table(metrics: dict) -> str:
+    """A short terminal table, JEM vs baseline: accuracy, NLL, ECE, and OOD AUROC per score (mean over sets)."""
+    rows = [(label, _get(metrics, key), _get(metrics.get("baseline", {}), key)) for key, label in _SUMMARY_ROWS]
+    for score in ("logp", "maxprob", "gradnorm"):
+        def mean_auroc(m):
+            vals = [s[score] for s in (m or {}).get("ood", {}).values() if score in s]
+            return sum(vals) / len(vals) if vals else None
+        rows.append((f"OOD AUROC {score} (mean)", mean_auroc(metrics), mean_auroc(metrics.get("baseline"))))
+    fmt = lambda v: "—" if v is None else f"{v:.4f}"
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'metric':<{width}}  {'JEM':>8}  {'baseline':>8}", "-" * (width + 20)]
+    lines += [f"{name:<{width}}  {fmt(a):>8}  {fmt(b):>8}" for name, a, b in rows]
+    return "\n".join(lines)

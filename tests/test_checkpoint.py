@@ -6,7 +6,8 @@ import torch
 import jemkit
 from jemkit.config import load_preset
 from jemkit.data import load_dataset
-from jemkit.training import build_model, resolve_checkpoint, save_checkpoint
+from jemkit.checkpoint import resolve_checkpoint, save_checkpoint
+from jemkit.training import build_model
 from jemkit.training.trainer import checkpoint_record
 
 
@@ -82,4 +83,4 @@ def test_checkpoint_files_are_safetensors_and_no_temp_left(saved):
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["step_00000005.json", "step_00000005.safetensors", "step_00000012.buffer.safetensors",
                      "step_00000012.json", "step_00000012.safetensors"]
-    assert jemkit.training.load_buffer(run).shape == (4, 1, 8, 8)
+    assert jemkit.checkpoint.load_buffer(run).shape == (4, 1, 8, 8)

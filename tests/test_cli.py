@@ -75,7 +75,7 @@ def test_module_entry_point():
 def test_semi_supervised_train_and_resume(tmp_path):
     argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), "--set", "data.labels_per_class=3", *TINY]
     assert main(argv) == 0
-    from jemkit.training.checkpoint import load_training_state, resolve_checkpoint
+    from jemkit.checkpoint import load_training_state, resolve_checkpoint
 
     state = load_training_state(resolve_checkpoint(tmp_path / "run"))
     assert state["unlabeled"] is not None and state["stream"]["epoch"] >= 0

@@ -24,7 +24,7 @@ def test_v1_classifier_gives_the_same_logits():
 
 
 def test_v1_score_model_gives_the_same_scores():
-    from jemkit.score_model import load_score_model
+    from jemkit import load_score_model
 
     g = torch.Generator().manual_seed(0)
     torch.rand(4, 1, 8, 8, generator=g)  # the fixture script drew the classifier's inputs first

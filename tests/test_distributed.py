@@ -16,7 +16,7 @@ from jemkit.cli import main
 from jemkit.config import load_preset
 from jemkit.objectives import jem_hybrid
 from jemkit.training import distributed
-from jemkit.training.checkpoint import load_buffer, load_training_state, resolve_checkpoint
+from jemkit.checkpoint import load_buffer, load_training_state, resolve_checkpoint
 from jemkit.training.steps import STEPS
 from jemkit.training.trainer import Run
 

@@ -11,7 +11,8 @@ from jemkit.energy import ClassifierEnergy
 from jemkit.model import Classifier
 from jemkit.nets import build_net
 from jemkit.sampling import ReplayBuffer, compiled, sgld
-from jemkit.training.steps import jem_step, make_sampler
+from jemkit.sampling import make_sampler
+from jemkit.training.steps import jem_step
 
 
 def cnn_energy(seed=0, shape=(1, 12, 12)):

@@ -11,7 +11,8 @@ from jemkit import memory
 GLIBC = memory._glibc() is not None and memory._preloaded_allocator() is None
 
 # Allocate, touch and free a 48 MB tensor ten times (above glibc's largest dynamic mmap threshold, 32 MB, so
-# by default every allocation is a fresh mmap); print the minor page faults of the last five rounds.
+# by default every allocation is a fresh mmap); print the median minor page faults of the last five rounds
+# (steady memory can take a few rounds to settle: which rounds varies from process to process).
 PROBE = textwrap.dedent("""
     import resource, sys, torch
     from jemkit.memory import steady_host_memory
@@ -22,7 +23,7 @@ PROBE = textwrap.dedent("""
         x = torch.ones(12 * 2**20)  # 48 MB, written
         del x
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    print(applied, sum(faults[5:]))
+    print(applied, sorted(faults[5:])[2])
 """)
 
 
@@ -39,14 +40,14 @@ def test_steady_memory_stops_page_fault_churn():
     assert applied == "True"
     _, default = _probe("default")
     pages = 48 * 2**20 // 4096
-    assert default > 4 * pages  # glibc as it comes: every round maps (and faults in) fresh pages
+    assert default >= pages  # glibc as it comes: every round maps (and faults in) fresh pages
     assert steady < 0.05 * default  # steady: the freed block is reused
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt needs glibc without a preloaded allocator")
 def test_steady_memory_can_be_turned_off_by_environment():
     applied, faults = _probe("steady", {memory.ENV: "0"})
-    assert applied == "False" and faults > 4 * (48 * 2**20 // 4096)
+    assert applied == "False" and faults >= 48 * 2**20 // 4096
 
 
 def test_steady_memory_is_applied_once_and_reports_the_same(monkeypatch):
@@ -65,23 +66,34 @@ def test_preloaded_allocators_are_left_alone(monkeypatch):
 
 
 @pytest.mark.parametrize("steady", [True, False])
-def test_training_applies_steady_memory_as_configured(tmp_path, monkeypatch, steady):
-    from jemkit.config import load_preset
-    from jemkit.training import trainer
+def test_jemkit_train_applies_steady_memory_as_configured(tmp_path, monkeypatch, steady):
+    from jemkit.cli import main
 
     calls = []
-    monkeypatch.setattr(trainer, "steady_host_memory", lambda: calls.append(1) or True)
-    cfg = load_preset("digits-baseline", ["train.steps=1", "model.width=4", f"train.steady_memory={str(steady).lower()}",
-                                          "train.tensorboard=false"])
-    trainer.train(cfg, tmp_path / "run", progress=False)
+    monkeypatch.setattr(memory, "steady_host_memory", lambda: calls.append(1) or True)
+    assert main(["train", "--preset", "digits-baseline", "--out", str(tmp_path / "run"), "--quiet", "--set", "train.steps=1",
+                 "--set", "model.width=4", "--set", f"train.steady_memory={str(steady).lower()}",
+                 "--set", "train.tensorboard=false"]) == 0
     assert calls == ([1] if steady else [])
 
+
+def test_train_from_python_leaves_the_host_allocator_alone(tmp_path, monkeypatch):
+    from jemkit.config import load_preset
+    from jemkit.training import train
+
+    calls = []
+    monkeypatch.setattr(memory, "steady_host_memory", lambda: calls.append(1) or True)
+    train(load_preset("digits-baseline", ["train.steps=1", "model.width=4", "train.tensorboard=false"]), tmp_path / "run",
+          progress=False)
+    assert calls == []
 
 
 TRAIN = """
 import csv, sys
 from jemkit.config import load_preset
+from jemkit.memory import steady_host_memory
 from jemkit.training import train
+steady_host_memory()
 cfg = load_preset("digits-jem", ["train.steps=40", "model.width=16", "buffer.size=200", "sampler.steps=5",
                                  "train.log_every=10", "train.eval_every=1000", "train.sample_every=1000",
                                  "train.tensorboard=false", "train.checkpoint_every=0"])

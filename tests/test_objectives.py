@@ -4,7 +4,8 @@ import torch
 from jemkit.config import SamplerConfig, TrainConfig
 from jemkit.objectives import jem_hybrid, joint_contrastive
 from jemkit.sampling import ReplayBuffer
-from jemkit.training.steps import jem_step, make_sampler
+from jemkit.sampling import make_sampler
+from jemkit.training.steps import jem_step
 
 
 def _sgd_step(energy, loss, lr=0.05):

@@ -20,8 +20,9 @@ from safetensors.torch import load_file
 import jemkit
 from jemkit.cli import main
 from jemkit.config import load_preset
-from jemkit.training import CheckpointWriteError, CorruptCheckpoint, DivergenceError, resolve_checkpoint, train
-from jemkit.training import checkpoint as ckpt_mod
+from jemkit import checkpoint as ckpt_mod
+from jemkit.checkpoint import CheckpointWriteError, CorruptCheckpoint, resolve_checkpoint
+from jemkit.training import DivergenceError, train
 from jemkit.training.guard import check_step
 from jemkit.objectives import LossOutput
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import jemkit
 from jemkit.config import load_preset
 from jemkit.energy import ClassifierEnergy
-from jemkit.evaluation.classification import predict_logits
+from jemkit.model import predict_logits
 from jemkit.evaluation.robustness import (
     NormalizedLogits, RobustnessOptions, PurifiedClassifier, correct, purify_bpda, purify_full, robust_curve,
     suite_robustness, zero_gradient_fraction,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from jemkit.sampling import SAMPLERS, fresh_chains, langevin, sgld
-from jemkit.training.steps import make_sampler
+from jemkit.sampling import make_sampler
 from jemkit.config import SamplerConfig
 
 from conftest import DEVICES, GaussianEnergy

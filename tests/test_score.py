@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from jemkit.objectives import (EnergyScore, denoising_score_matching, exact_score_matching, geometric_sigmas, ncsn_loss,
+from jemkit.objectives import (EnergyScore, denoising_score_matching, exact_score_matching, ncsn_loss,
                                sliced_score_matching)
-from jemkit.sampling import annealed_langevin
+from jemkit.sampling import annealed_langevin, geometric_sigmas
 from tests.conftest import GaussianEnergy
 
 MEAN = torch.tensor([0.3, -0.2])
@@ -229,7 +229,7 @@ def test_score_networks_shapes_and_sigma_scaling(mode):
 
 def test_score_model_checks_input_shape():
     from jemkit.nets import ScoreMLP
-    from jemkit.score_model import ScoreModel
+    from jemkit.model import ScoreModel
 
     model = ScoreModel(ScoreMLP(2, width=8), (2,))
     assert model(torch.zeros(3, 2), 0.1).shape == (3, 2)

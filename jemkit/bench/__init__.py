@@ -3,8 +3,7 @@
 Both run in one process, interleaved, on the same network, batch and steps; medians over
 repetitions; seconds, images·steps/s, GFLOP/s (``torch.utils.flop_counter``) as a share of
 machine ceilings measured in the same run (a large matmul and a large 1×1 convolution), peak
-RSS, page faults and peak CUDA memory. ``run_bench(options) -> dict`` is the JSON record.
-"""
-from .run import BenchOptions, format_table, run_bench
+RSS, page faults and peak CUDA memory. ``jemkit.bench.run.run_bench(options) -> dict`` is the JSON record.
 
-__all__ = ["BenchOptions", "format_table", "run_bench"]
+An optional subpackage, the toolkit's lab: nothing in ``jemkit`` imports it but the ``bench`` command.
+"""

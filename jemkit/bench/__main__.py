@@ -1,6 +1,11 @@
 """``python -m jemkit.bench ...`` is ``jemkit bench ...``."""
-import sys
+import argparse
 
-from ..cli import main
+from ..memory import steady_host_memory
+from .command import add_arguments, run_command
 
-sys.exit(main(["bench", *sys.argv[1:]]))
+parser = argparse.ArgumentParser(prog="python -m jemkit.bench", description="time jemkit's SGLD sampler and JEM "
+                                 "iteration against a textbook baseline")
+add_arguments(parser)
+steady_host_memory()
+run_command(parser.parse_args())

@@ -14,7 +14,8 @@ from ..model import Classifier
 from ..nets import build_net
 from ..sampling import ReplayBuffer
 from ..training.guard import check_step
-from ..training.steps import jem_step, make_sampler
+from ..sampling import make_sampler
+from ..training.steps import jem_step
 from ..training.trainer import build_optimizer
 from ..utils import closest
 from .reference import TextbookJEM, textbook_sgld

@@ -25,4 +25,11 @@ def load_dataset(name: str, **options) -> ImageData:
     return DATASETS[name](**options).validate()
 
 
-__all__ = ["DATASETS", "DatasetNotFound", "ImageData", "BatchStream", "labelled_subset", "load_dataset", "ood_sets"]
+def dataset_of(record: dict) -> ImageData:
+    """The dataset (and test split) a checkpoint was trained on, from its record's config."""
+    d = record["config"]["data"]
+    return load_dataset(d["name"], root=d.get("root"), download=d.get("download", True),
+                        test_fraction=d.get("test_fraction", 0.2), split_seed=d.get("split_seed", 0))
+
+
+__all__ = ["DATASETS", "DatasetNotFound", "ImageData", "BatchStream", "dataset_of", "labelled_subset", "load_dataset", "ood_sets"]

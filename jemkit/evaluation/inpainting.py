@@ -21,10 +21,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..config import config_from_dict
 from ..images import save_grid
-from ..sampling import uniform_init
-from ..training.steps import make_sampler
+from ..sampling import sampler_from_record, uniform_init
 
 Mask = Callable[..., Tensor]
 
@@ -86,9 +84,7 @@ def masked_errors(x_hat: Tensor, x: Tensor, mask: Tensor) -> dict[str, float]:
 
 def checkpoint_sampler(model, steps: int) -> Callable:
     """The model's training sampler (name, step size, noise) from its checkpoint record, with ``steps``."""
-    cfg = config_from_dict(model.record["config"]).sampler
-    cfg.steps = steps
-    return make_sampler(cfg)
+    return sampler_from_record(model.record, steps=steps)
 
 
 def fill(

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..energy import ClassifierEnergy
-from ..sampling import sgld
+from ..sampling import sampler_config, sgld
 from ..utils import closest, frozen
 
 if TYPE_CHECKING:
@@ -124,16 +124,15 @@ def resolve_options(ctx: EvalContext, overrides: dict | None = None) -> Robustne
         if any(e < 0 for e in eps):
             raise ValueError(f"{norm}_eps must be >= 0, got {list(eps)}")
         setattr(opts, f"{norm}_eps", tuple(sorted({0.0, *map(float, eps)})))
-    sampler = ctx.model.record.get("sampler", {})
+    sampler = sampler_config(ctx.model.record)
     if opts.sgld_step_size is None:
-        opts.sgld_step_size = float(sampler.get("step_size", 1.0))
+        opts.sgld_step_size = float(sampler.step_size)
     if opts.sgld_noise is None:  # a Langevin/MALA-trained checkpoint: its coupled noise √(2η)
-        coupled = sampler.get("name", "sgld") != "sgld"
-        opts.sgld_noise = math.sqrt(2 * opts.sgld_step_size) if coupled else float(sampler.get("noise", 0.01))
+        opts.sgld_noise = math.sqrt(2 * opts.sgld_step_size) if sampler.name != "sgld" else float(sampler.noise)
     if opts.sgld_grad_clip is None:
-        opts.sgld_grad_clip = float(sampler.get("grad_clip", 0.0))
+        opts.sgld_grad_clip = float(sampler.grad_clip)
     if opts.sgld_clamp is None:
-        opts.sgld_clamp = bool(sampler.get("clamp", False))
+        opts.sgld_clamp = bool(sampler.clamp)
     return opts
 
 

@@ -14,17 +14,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import config_from_dict
-from ..data import ImageData, load_dataset, ood_sets
+from ..data import ImageData, dataset_of, ood_sets
 from ..energy import ClassifierEnergy
 from ..images import save_grid
 from ..model import Classifier
-from ..sampling import build_init, fresh_chains
-from ..training.checkpoint import load, load_buffer, resolve_checkpoint
-from ..training.steps import make_sampler
+from ..sampling import fresh_chains, init_from_record, make_sampler, sampler_config
+from ..checkpoint import load, load_buffer, resolve_checkpoint
 from ..utils import closest, make_generator, resolve_device
 from .calibration import expected_calibration_error, plot_reliability, reliability_bins
-from .classification import classification_metrics, predict_logits
+from ..model import predict_logits
+from .classification import classification_metrics
 from .ood import ood_metrics, ood_scores, plot_histograms
 from .sample_quality import (FEATURE_FID_NOTE, FID_SAMPLES, NO_INCEPTION_SCORE, extract_features, feature_fid_extractor,
                              frechet_distance, inception_fid_extractor)
@@ -97,13 +96,10 @@ def suite_samples(ctx: EvalContext) -> dict:
     U(−1, 1), or JEM++'s class Gaussians fitted again to the training set), so a model trained
     with short chains from an informative init is sampled the way it was trained.
     """
-    full = config_from_dict(ctx.model.record["config"])
-    cfg = full.sampler
-    if ctx.sample_steps is not None:
-        cfg.steps = ctx.sample_steps
+    cfg = sampler_config(ctx.model.record, steps=ctx.sample_steps)
     sampler, k, per_class = make_sampler(cfg), ctx.model.num_classes, 10
     device = ctx.data.x_test.device
-    init = build_init(full.buffer.init, ctx.data.x_train, ctx.data.y_train, k)
+    init = init_from_record(ctx.model.record, ctx.data.x_train, ctx.data.y_train)
     y = torch.arange(k, device=device).repeat_interleave(per_class)
     x = fresh_chains(ctx.energy, sampler, len(y), ctx.model.input_shape, y=y, init=init, generator=ctx.generator(1),
                      device=device)
@@ -112,7 +108,7 @@ def suite_samples(ctx: EvalContext) -> dict:
         correct = (predict_logits(ctx.model, x).argmax(1) == y).float().mean().item()
         e_fresh = ctx.energy(x).mean().item()
         e_test = ctx.energy(ctx.data.x_test[:500]).mean().item()
-    result = {"steps": cfg.steps, "init": full.buffer.init, "class_agreement": correct, "energy_fresh": e_fresh,
+    result = {"steps": cfg.steps, "init": ctx.model.record["config"]["buffer"]["init"], "class_agreement": correct, "energy_fresh": e_fresh,
               "energy_test": e_test}
     result["quality"] = _fid(ctx, sampler, init)
     buffer = load_buffer(ctx.model.checkpoint_path)
@@ -173,17 +169,10 @@ def check_suites(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def dataset_for(model: Classifier, device: torch.device) -> ImageData:
-    """The dataset (and test split) a checkpoint was trained on, from its record."""
-    d = model.record["config"]["data"]
-    return load_dataset(d["name"], root=d.get("root"), download=d.get("download", True),
-                        test_fraction=d.get("test_fraction", 0.2), split_seed=d.get("split_seed", 0)).to(device)
-
-
 def evaluate_model(checkpoint: str | Path, out_dir: Path, label: str, suites: list[str], device: torch.device,
                    shared: dict, **options) -> dict:
     model = load(checkpoint, device=device)
-    ctx = EvalContext(model, dataset_for(model, device), out_dir, label, shared=shared, **options)
+    ctx = EvalContext(model, dataset_of(model.record).to(device), out_dir, label, shared=shared, **options)
     metrics = {"checkpoint": model.checkpoint_path, "run_dir": str(Path(model.checkpoint_path).parent.parent), "dataset": ctx.data.name}
     for name in tqdm(suites, desc=f"eval ({label})", disable=not ctx.progress):
         metrics.update(SUITES[name](ctx))

@@ -2,9 +2,8 @@
 from .contrastive import contrastive_divergence, contrastive_term
 from .jem import discriminative, jem_hybrid, joint_contrastive
 from .output import LossOutput
-from .score import (EnergyScore, denoising_score_matching, exact_score_matching, geometric_sigmas, ncsn_loss,
-                    sliced_score_matching)
+from .score import (EnergyScore, denoising_score_matching, exact_score_matching, ncsn_loss, sliced_score_matching)
 
 __all__ = ["LossOutput", "contrastive_divergence", "contrastive_term", "discriminative", "jem_hybrid", "joint_contrastive",
-           "EnergyScore", "denoising_score_matching", "exact_score_matching", "geometric_sigmas", "ncsn_loss",
+           "EnergyScore", "denoising_score_matching", "exact_score_matching", "ncsn_loss",
            "sliced_score_matching"]

@@ -11,7 +11,6 @@ shape (B,), one noise level per example. Losses sum over the data dimensions and
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -38,17 +37,6 @@ class EnergyScore(nn.Module):
                 x = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.energy(x).sum(), x, create_graph=self.create_graph)
         return -grad
-
-
-def geometric_sigmas(sigma_max: float, sigma_min: float, num: int) -> Tensor:
-    """σ_1 > … > σ_L, a geometric sequence from ``sigma_max`` to ``sigma_min`` (NCSN's noise levels)."""
-    if not 0 < sigma_min <= sigma_max:
-        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min} and {sigma_max}")
-    if num < 1:
-        raise ValueError(f"num_sigmas must be >= 1, got {num}")
-    if num == 1:
-        return torch.tensor([float(sigma_min)])
-    return torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), num))
 
 
 def _per_example(sigma: float | Tensor, x: Tensor) -> Tensor:

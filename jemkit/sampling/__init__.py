@@ -1,11 +1,13 @@
-"""Samplers (stateless functions), chain initializations, and the replay buffer."""
-from .annealed import annealed_langevin
+"""Samplers (stateless functions), chain initializations, the replay buffer, and samplers bound to configs."""
+from .annealed import annealed_langevin, geometric_sigmas
 from .buffer import Draw, ReplayBuffer
 from .chains import fresh_chains
+from .configured import (SAMPLERS, draw_score_samples, init_from_record, make_sampler, noise_levels, sampler_config,
+                         sampler_from_record)
 from .init import INITS, ClassGaussianInit, build_init, uniform_init
 from .langevin import langevin, langevin_chain, sgld
 from .mala import mala
 
-SAMPLERS = {"sgld": sgld, "langevin": langevin, "mala": mala}
-
-__all__ = ["SAMPLERS", "annealed_langevin", "INITS", "ClassGaussianInit", "build_init", "Draw", "fresh_chains", "ReplayBuffer", "langevin", "langevin_chain", "mala", "sgld", "uniform_init"]
+__all__ = ["SAMPLERS", "annealed_langevin", "geometric_sigmas", "INITS", "ClassGaussianInit", "build_init", "Draw",
+           "draw_score_samples", "fresh_chains", "init_from_record", "make_sampler", "noise_levels", "ReplayBuffer", "langevin",
+           "langevin_chain", "mala", "sampler_config", "sampler_from_record", "sgld", "uniform_init"]

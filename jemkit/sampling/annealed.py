@@ -7,6 +7,7 @@ mode and ``requires_grad`` flags are restored. The score is ``score_fn(x, sigma)
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -15,6 +16,17 @@ from torch import Tensor
 from ..utils import frozen
 
 Callback = Callable[[dict], None]
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, num: int) -> Tensor:
+    """σ_1 > … > σ_L, a geometric sequence from ``sigma_max`` to ``sigma_min`` (NCSN's noise levels)."""
+    if not 0 < sigma_min <= sigma_max:
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min} and {sigma_max}")
+    if num < 1:
+        raise ValueError(f"num_sigmas must be >= 1, got {num}")
+    if num == 1:
+        return torch.tensor([float(sigma_min)])
+    return torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), num))
 
 
 def annealed_langevin(

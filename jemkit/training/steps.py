@@ -1,38 +1,17 @@
 """The one place where energy, sampler, buffer and objective meet: one training step each."""
 from __future__ import annotations
 
-from functools import partial
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from ..config import SamplerConfig, ScoreConfig, TrainConfig
+from ..config import ScoreConfig, TrainConfig
 from ..energy import ClassifierEnergy
 from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, jem_hybrid,
                           joint_contrastive, ncsn_loss, sliced_score_matching)
-from ..sampling import SAMPLERS, ReplayBuffer
-from ..score_model import noise_levels
-from ..utils import closest, frozen, make_generator
-
-
-def make_sampler(cfg: SamplerConfig, extra_steps: int = 0) -> Callable:
-    """A sampler with the config's settings bound: ``sampler(energy, x, y=None, generator=None, callback=None)``."""
-    if cfg.name not in SAMPLERS:
-        raise ValueError(f"unknown sampler '{cfg.name}'{closest(cfg.name, SAMPLERS)}; choose one of {sorted(SAMPLERS)}")
-    options = {"steps": cfg.steps + extra_steps, "step_size": cfg.step_size, "eval_mode": cfg.eval_mode}
-    if cfg.bf16:
-        if cfg.name == "mala":
-            raise ValueError("sampler.bf16 is for sgld and langevin; MALA's accept test needs float32 energies")
-        options["autocast_dtype"] = torch.bfloat16
-    for key in ("compile", "cuda_graph"):
-        if getattr(cfg, key):
-            if cfg.name == "mala":
-                raise ValueError(f"sampler.{key} is for sgld and langevin, not mala")
-            options[key] = True
-    if cfg.name == "sgld":
-        options.update(noise=cfg.noise, grad_clip=cfg.grad_clip, clamp=(-1.0, 1.0) if cfg.clamp else None)
-    return partial(SAMPLERS[cfg.name], **options)
+from ..sampling import ReplayBuffer, noise_levels
+from ..utils import frozen, make_generator
 
 
 def ce_step(energy: ClassifierEnergy, x: Tensor, y: Tensor, **_) -> LossOutput:

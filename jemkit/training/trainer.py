@@ -29,22 +29,20 @@ import torch
 from ..config import SCORE_OBJECTIVES, Config, OptimConfig, load_config, save_config, validate
 from ..data import BatchStream, ImageData, labelled_subset, load_dataset
 from ..energy import ClassifierEnergy
-from ..evaluation.classification import classification_metrics, predict_logits
-from ..images import save_grid
-from ..model import Classifier
-from ..memory import host_memory, steady_host_memory
+from ..images import save_grid, save_samples
+from ..model import Classifier, ScoreModel, predict_logits
+from ..memory import host_memory
 from ..nets import NETS, build_net
 from ..objectives import LossOutput
-from ..sampling import ReplayBuffer, build_init
-from ..score_model import ScoreModel, draw_samples, save_samples
+from ..sampling import ReplayBuffer, build_init, draw_score_samples, make_sampler
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
-from .checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
+from ..checkpoint import (CorruptCheckpoint, buffer_path, latest_valid, list_checkpoints, load_training_state, prune_checkpoints,
                          read_record, save_checkpoint, save_shard)
 from .distributed import RankSlice, World
 from .guard import DivergenceError, GuardState, check_accuracy, check_step
 from .monitor import TensorBoard, buffer_stats
-from .steps import STEPS, held_out_score_loss, make_sampler
+from .steps import STEPS, held_out_score_loss
 
 LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy", "sgld_grad_norm",
                "accept_rate", "buffer_mean", "buffer_std", "score_norm", "test_acc",
@@ -110,7 +108,6 @@ def checkpoint_record(cfg: Config, data: ImageData, model: Classifier | ScoreMod
         "preprocessing": model.preprocessing,
         "temperature": cfg.model.temperature,
         "objective": cfg.train.objective,
-        "sampler": dataclasses.asdict(cfg.sampler),
         "config": cfg.to_dict(),
     }
 
@@ -271,7 +268,7 @@ class Run:
         """Accuracy on the test set; under torchrun each rank predicts every W-th example and counts are summed."""
         x, y = self.data.x_test, self.data.y_test
         if not self.world.active:
-            return classification_metrics(predict_logits(self.model, x), y)["accuracy"]
+            return (predict_logits(self.model, x).argmax(1) == y).float().mean().item()
         r, w = self.world.rank, self.world.size
         correct = (predict_logits(self.model, x[r::w]).argmax(1) == y[r::w]).sum().item()
         correct, n = distributed.total([correct, len(y[r::w])], self.world)
@@ -284,7 +281,7 @@ class Run:
     def save_score_samples(self, path: Path) -> None:
         """Annealed-Langevin samples of a score model (same seed every time): a grid, or points over the test data."""
         n = 64 if self.model.input_shape != (2,) else 1000
-        x = draw_samples(self.model, self.cfg, n, generator=make_generator(self.device, self.cfg.train.seed + 2),
+        x = draw_score_samples(self.model, self.cfg, n, generator=make_generator(self.device, self.cfg.train.seed + 2),
                          device=self.device)
         save_samples(x, path, reference=self.data.x_test if x.dim() == 2 else None)
 
@@ -393,8 +390,6 @@ def train(
     process group (see ``distributed.py``) and leave it at the end.
     """
     cfg = validate(cfg)
-    if cfg.train.steady_memory:
-        steady_host_memory()
     owned = not torch.distributed.is_available() or not torch.distributed.is_initialized()
     world = distributed.init(distributed.device_for(cfg.train.device))
     try:

@@ -1,4 +1,5 @@
-"""Checkpoints: weights in safetensors, training state via ``torch.load(weights_only=True)``, and a
+"""Checkpoints of every model kind (classifiers and score models, one record format) and how they load:
+weights in safetensors, training state via ``torch.load(weights_only=True)``, and a
 JSON record (architecture, preprocessing, resolved config, SHA-256 of every file).
 
 A run directory holds, per saved step N, in ``checkpoints/``:
@@ -26,9 +27,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import SCORE_OBJECTIVES
-from ..model import Classifier
-from ..nets import build_net
+from .config import SCORE_OBJECTIVES
+from .model import Classifier, ScoreModel
+from .nets import build_net
 
 FORMAT = "jemkit-checkpoint/1"
 _RECORD = re.compile(r"^step_(\d+)\.json$")
@@ -209,14 +210,43 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     The module maps images in [−1, 1] of shape (N, *input_shape) to logits; ``.preprocessing``
     tells how raw data were scaled, ``.record`` holds the whole checkpoint record.
     """
-    record_path = resolve_checkpoint(path)
-    record = read_record(record_path)
-    if record.get("objective") in SCORE_OBJECTIVES:
+    record_path, record = _read_for_loading(path)
+    if is_score_record(record):
         raise ValueError(f"{record_path} is a score model (objective '{record['objective']}'), not a classifier: "
-                         "draw samples with `jemkit sample` or load it with jemkit.score_model.load_score_model")
-    weights_path = record_path.with_suffix(".safetensors")
+                         "draw samples with `jemkit sample` or load it with jemkit.load_score_model")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
     model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
+    return _load_weights(model, record_path, record, device)
+
+
+def load_score_model(path: str | Path, device: str | torch.device = "cpu") -> ScoreModel:
+    """Load a score checkpoint (file, record, or run directory → latest valid) as a ``ScoreModel`` in eval
+    mode; ``.record`` holds the checkpoint record (its ``config`` has the noise levels and sampler)."""
+    record_path, record = _read_for_loading(path)
+    if not is_score_record(record):
+        raise ValueError(f"{record_path} is not a score model (objective '{record.get('objective')}'); use jemkit.load")
+    net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
+    return _load_weights(ScoreModel(net, tuple(record["input_shape"]), record.get("preprocessing")), record_path, record, device)
+
+
+def is_score_record(record: dict) -> bool:
+    """Whether a checkpoint record describes a score model (trained by score matching, no classes)."""
+    return record.get("objective") in SCORE_OBJECTIVES
+
+
+def is_score_checkpoint(path: str | Path) -> bool:
+    """Whether a checkpoint (or run directory) holds a score model."""
+    return is_score_record(read_record(resolve_checkpoint(path), verify=False))
+
+
+def _read_for_loading(path: str | Path) -> tuple[Path, dict]:
+    record_path = resolve_checkpoint(path)
+    return record_path, read_record(record_path)
+
+
+def _load_weights(model, record_path: Path, record: dict, device: str | torch.device):
+    """Weights of ``record_path`` into ``model``, with one clear error for a file that does not fit it."""
+    weights_path = record_path.with_suffix(".safetensors")
     try:
         state = load_file(str(weights_path), device=str(device))
     except Exception as err:  # safetensors raises its own error type on a malformed file
