@@ -168,7 +168,7 @@ def test_annealed_langevin_recovers_a_gaussian():
 
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(4000, 2, generator=g) * 2 - 1
-    x = annealed_langevin(score, x0, sigmas=geometric_sigmas(1.0, 0.01, 8), steps=100, eps=1e-4, generator=g)
+    x = annealed_langevin(score, x0, sigmas=geometric_sigmas(1.0, 0.01, 8), steps=100, step_scale=1e-4, generator=g)
     assert torch.allclose(x.mean(0), MEAN, atol=0.04)
     assert torch.allclose(torch.cov(x.T), COV, atol=0.05)
 
@@ -183,7 +183,7 @@ def test_annealed_langevin_contract(tiny_energy):
     sigmas = geometric_sigmas(1.0, 0.1, 3)
     seen = []
     x0 = torch.zeros(5, 2)
-    run = lambda cb=None: annealed_langevin(net, x0, sigmas=sigmas, steps=4, eps=1e-3,  # noqa: E731
+    run = lambda cb=None: annealed_langevin(net, x0, sigmas=sigmas, steps=4, step_scale=1e-3,  # noqa: E731
                                             generator=torch.Generator().manual_seed(1), callback=cb)
     a = run(seen.append)
     assert torch.equal(a, run())
@@ -192,17 +192,17 @@ def test_annealed_langevin_contract(tiny_energy):
     assert torch.equal(x0, torch.zeros(5, 2))  # the input is not modified
     # an energy model through EnergyScore: no parameter gradients either
     before = tiny_energy.training
-    annealed_langevin(EnergyScore(tiny_energy), torch.zeros(3, 16), sigmas=sigmas, steps=2, eps=1e-3)
+    annealed_langevin(EnergyScore(tiny_energy), torch.zeros(3, 16), sigmas=sigmas, steps=2, step_scale=1e-3)
     assert tiny_energy.training == before and all(p.grad is None for p in tiny_energy.parameters())
 
 
 def test_annealed_langevin_refuses_bad_settings_and_reports_blow_up():
-    with pytest.raises(ValueError, match="eps"):
-        annealed_langevin(lambda x, s: -x, torch.zeros(2, 2), sigmas=torch.tensor([1.0]), eps=0.0)
+    with pytest.raises(ValueError, match="step_scale"):
+        annealed_langevin(lambda x, s: -x, torch.zeros(2, 2), sigmas=torch.tensor([1.0]), step_scale=0.0)
     with pytest.raises(ValueError, match="> 0"):
         annealed_langevin(lambda x, s: -x, torch.zeros(2, 2), sigmas=torch.tensor([1.0, 0.0]))
-    with pytest.raises(FloatingPointError, match="lower eps"):
-        annealed_langevin(lambda x, s: 1e3 * x, torch.ones(2, 2), sigmas=torch.tensor([1.0]), steps=200, eps=1.0)
+    with pytest.raises(FloatingPointError, match="lower the step scale"):
+        annealed_langevin(lambda x, s: 1e3 * x, torch.ones(2, 2), sigmas=torch.tensor([1.0]), steps=200, step_scale=1.0)
 
 
 # ---------------------------------------------------------------- score networks

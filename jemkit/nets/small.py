@@ -23,10 +23,8 @@ class SmallCNN(nn.Module):
     the last feature map average-pooled to ``head_grid``×``head_grid``, flattened, and a linear head.
     Any input size ≥ 4×4 works: 8×8 → 4×4 → 2×2, 28×28 → 14×14 → 7×7.
 
-    ``head_grid=1`` is global average pooling. On 28×28 Fashion-MNIST ``head_grid=7`` (the
-    flattened 7×7 map) reaches 0.848 test accuracy after 900 steps of the fmnist-baseline recipe
-    against 0.771 for GAP (see the README's Fashion-MNIST section): position matters for clothing
-    silhouettes.
+    ``head_grid=1`` is global average pooling; ``head_grid=7`` on 28×28 inputs keeps the position of
+    each feature (the flattened 7×7 map), which clothing silhouettes need (README, Fashion-MNIST section).
     """
 
     def __init__(
@@ -59,6 +57,6 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.features(x)
         if h.shape[-2:] != (self.head_grid, self.head_grid):  # 28×28 inputs with head_grid=7: already 7×7, and
-            h = self.pool(h)  # adaptive pooling's identity backward would cost ~20% of an SGLD step (bf16, CPU)
+            h = self.pool(h)  # skip the identity adaptive pool: its backward is not free (docs/bench.md)
         h = h.flatten(1)  # (B, 4w·g²)
         return self.head(self.drop(h))

@@ -35,13 +35,14 @@ def annealed_langevin(
     *,
     sigmas: Tensor,
     steps: int = 100,
-    eps: float = 2e-5,
+    step_scale: float = 2e-5,
     denoise: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     eval_mode: bool = True,
 ) -> Tensor:
-    """For each σ_i of ``sigmas`` (σ_1 > … > σ_L), ``steps`` Langevin steps of size α_i = ε·σ_i²/σ_L²:
+    """For each σ_i of ``sigmas`` (σ_1 > … > σ_L), ``steps`` Langevin steps of size α_i = ε·σ_i²/σ_L²
+    (ε = ``step_scale``; Song & Ermon 2019, Algorithm 1):
 
         x ← x + (α_i / 2) · s(x, σ_i) + √α_i · z,   z ~ N(0, I)
 
@@ -54,15 +55,15 @@ def annealed_langevin(
         raise ValueError(f"sigmas must be a non-empty 1-D sequence, got shape {tuple(sigmas.shape)}")
     if not (sigmas > 0).all():
         raise ValueError("every sigma must be > 0")
-    if steps < 0 or eps <= 0:
-        raise ValueError(f"need steps >= 0 and eps > 0, got {steps} and {eps}")
+    if steps < 0 or step_scale <= 0:
+        raise ValueError(f"need steps >= 0 and step_scale > 0, got {steps} and {step_scale}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     x = x.detach().clone()
     n, sigma_last, t = x.shape[0], sigmas[-1], 0
     with frozen(score_fn, eval_mode), torch.no_grad():
         for i, sigma in enumerate(sigmas):
-            alpha = eps * (sigma / sigma_last) ** 2
+            alpha = step_scale * (sigma / sigma_last) ** 2
             level = sigma.expand(n)
             for _ in range(steps):
                 s = score_fn(x, level)
@@ -75,7 +76,7 @@ def annealed_langevin(
             x = x + sigma_last**2 * score_fn(x, sigma_last.expand(n)).detach()
     if not torch.isfinite(x).all():  # one host sync per chain, not per step
         raise FloatingPointError(
-            f"annealed Langevin produced non-finite samples (eps={eps}, steps={steps}, sigmas {float(sigmas[0]):.3g}"
-            f"..{float(sigma_last):.3g}): the score blew up; lower eps"
+            f"annealed Langevin produced non-finite samples (step_scale={step_scale}, steps={steps}, sigmas {float(sigmas[0]):.3g}"
+            f"..{float(sigma_last):.3g}): the score blew up; lower the step scale (score.sampler_eps)"
         )
     return x

@@ -72,5 +72,5 @@ def draw_score_samples(model, cfg: Config, n: int, *, steps: int | None = None, 
     levels and step size (``steps`` per level overrides ``score.sampler_steps``)."""
     s = cfg.score
     x0 = uniform_init(n, model.input_shape, generator=generator, device=device)
-    return annealed_langevin(model, x0, sigmas=noise_levels(cfg.train.objective, s), eps=s.sampler_eps,
+    return annealed_langevin(model, x0, sigmas=noise_levels(cfg.train.objective, s), step_scale=s.sampler_eps,
                              steps=s.sampler_steps if steps is None else steps, denoise=s.denoise, generator=generator)

@@ -1,11 +1,11 @@
 """CUDA graphs for fixed-shape Langevin chains: one step captured once, replayed every step.
 
-A step  x ← clamp(x − η·clip(∇ₓE(x, y)) + σ·ε)  launches dozens of small kernels (a forward and an
+A step  x ← clamp(x − η·clip(∇ₓE(x, y)) + σ·z)  launches dozens of small kernels (a forward and an
 input-gradient backward pass); at batch 64 on a GPU their launch overhead, not arithmetic, sets the
-pace. The step is captured into a ``torch.cuda.CUDAGraph`` over static tensors x, y, ε (one graph
+pace. The step is captured into a ``torch.cuda.CUDAGraph`` over static tensors x, y, z (one graph
 per energy, shape, memory format and options) and replayed ``steps`` times.
 
-Randomness: before each replay ε is drawn eagerly from the caller's generator into the static ε, so
+Randomness: before each replay z is drawn eagerly from the caller's generator into the static z, so
 the chain consumes the generator exactly as the eager loop does (no graph-side RNG state).
 Safety: warm-up steps run on a side stream with ``torch.cuda.set_sync_debug_mode("error")``, so an
 energy that syncs with the host (``.item()``, ``if tensor``) is found before capture; a new graph is
@@ -28,29 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from .compiled import EnergyGrad, energy_grad
+from .update import StepOptions, sgld_update_
 
 log = logging.getLogger("jemkit")
 
 MAX_GRAPHS = 4  # captured graphs kept per energy (each holds one step's activations on the GPU)
 _graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # energy -> OrderedDict[key, _Graph | None]
-
-
-@dataclass
-class StepOptions:
-    step_size: float
-    noise_std: float
-    grad_clip: float
-    clamp: tuple[float, float] | None
-    autocast_dtype: torch.dtype | None
-
-
-def sgld_update_(x: Tensor, grad: Tensor, eps: Tensor, o: StepOptions) -> Tensor:
-    """In place on x's storage: x ← x − η·clip(∇ₓE) + σ·ε, then clamp (the eager loop uses the same update)."""
-    step = grad.clamp(-o.grad_clip, o.grad_clip) if o.grad_clip > 0 else grad
-    x = x.detach().sub_(step, alpha=o.step_size).add_(eps, alpha=o.noise_std)
-    if o.clamp is not None:
-        x.clamp_(*o.clamp)
-    return x
 
 
 def check_graphable(energy, x: Tensor) -> None:
@@ -68,7 +51,7 @@ class _Graph:
     graph: torch.cuda.CUDAGraph
     x: Tensor  # (B, ...) static chain state, requires grad
     y: Tensor | None  # (B,) static classes
-    eps: Tensor  # (B, ...) static noise, filled before each replay
+    z: Tensor  # (B, ...) static N(0, I) draw, filled before each replay
     e: Tensor  # (B,) energies before the last replayed step
     grad: Tensor  # (B, ...) ∇ₓE before the last replayed step
     pointers: tuple[int, ...]  # parameter and buffer addresses the graph reads
@@ -81,18 +64,18 @@ def _pointers(energy: nn.Module) -> tuple[int, ...]:
 def _key(energy: nn.Module, x: Tensor, y: Tensor | None, o: StepOptions, grad_fn: EnergyGrad) -> tuple:
     modes = tuple(m.training for m in energy.modules())
     y_sig = None if y is None else (y.dtype, tuple(y.shape))
-    return (tuple(x.shape), x.stride(), x.dtype, x.device, y_sig, o.step_size, o.noise_std, o.grad_clip, o.clamp,
+    return (tuple(x.shape), x.stride(), x.dtype, x.device, y_sig, o.step_size, o.noise, o.grad_clip, o.clamp,
             o.autocast_dtype, grad_fn, modes)
 
 
 def _capture(energy: nn.Module, x: Tensor, y: Tensor | None, o: StepOptions, grad_fn: EnergyGrad) -> _Graph:
     x_s = x.detach().clone().requires_grad_(True)  # keeps x's memory format
     y_s = None if y is None else y.clone()
-    eps_s = torch.zeros(x.shape, device=x.device, dtype=x.dtype)  # laid out as torch.randn's output
+    z_s = torch.zeros(x.shape, device=x.device, dtype=x.dtype)  # laid out as torch.randn's output
 
     def step() -> tuple[Tensor, Tensor]:
         e, grad = grad_fn(energy, x_s, y_s, o.autocast_dtype)
-        sgld_update_(x_s, grad, eps_s, o)
+        sgld_update_(x_s, grad, z_s, o)
         return e, grad
 
     side = torch.cuda.Stream(device=x.device)
@@ -110,19 +93,19 @@ def _capture(energy: nn.Module, x: Tensor, y: Tensor | None, o: StepOptions, gra
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         e_s, grad_s = step()
-    g = _Graph(graph, x_s, y_s, eps_s, e_s, grad_s, _pointers(energy))
+    g = _Graph(graph, x_s, y_s, z_s, e_s, grad_s, _pointers(energy))
     _self_check(energy, g, x, o)
     return g
 
 
 def _self_check(energy: nn.Module, g: _Graph, x: Tensor, o: StepOptions) -> None:
-    """One replay against one eager step from the same x with ε = 1: the displacements must agree."""
-    g.eps.fill_(1.0)
+    """One replay against one eager step from the same x with z = 1: the displacements must agree."""
+    g.z.fill_(1.0)
     g.x.detach().copy_(x)
     g.graph.replay()
     ref = x.detach().clone().requires_grad_(True)
     _, grad = energy_grad(energy, ref, g.y, o.autocast_dtype)
-    ref = sgld_update_(ref, grad, g.eps, o)
+    ref = sgld_update_(ref, grad, g.z, o)
     moved, expected = g.x.detach() - x, ref - x
     err = (moved - expected).abs().max().item()
     bound = 0.02 * expected.abs().max().item() + 1e-6
@@ -179,7 +162,7 @@ def graphed_chain(
     if y is not None:
         g.y.copy_(y)
     for t in range(steps):
-        torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype, out=g.eps)
+        torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype, out=g.z)
         g.graph.replay()
         if callback is not None:
             callback({"step": t, "x": g.x.detach(), "energy": g.e.clone(), "grad": g.grad.clone()})

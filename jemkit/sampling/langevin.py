@@ -18,7 +18,8 @@ from torch import Tensor
 from ..energy import Energy
 from ..utils import frozen
 from .compiled import compiled_energy_grad, energy_grad
-from .cudagraph import StepOptions, check_graphable, graphed_chain, sgld_update_
+from .cudagraph import check_graphable, graphed_chain
+from .update import StepOptions, sgld_update_
 
 Callback = Callable[[dict], None]
 
@@ -29,7 +30,7 @@ def langevin_chain(
     *,
     steps: int,
     step_size: float,
-    noise_std: float,
+    noise: float,
     y: Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
@@ -41,7 +42,7 @@ def langevin_chain(
     compile: bool = False,
     cuda_graph: bool = False,
 ) -> Tensor:
-    """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise_std · ε,  ε ~ N(0, I).
+    """The shared loop: x_{t+1} = x_t − step_size · ∇ₓE(x_t [, y]) + noise · z,  z ~ N(0, I).
 
     ``grad_clip > 0`` clips ∇ₓE per coordinate to [−grad_clip, grad_clip] (a proximal, trust-region
     step as in JEM++'s PYLD); ``clamp=(lo, hi)`` projects x into the data range after each step.
@@ -58,13 +59,13 @@ def langevin_chain(
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    if step_size < 0 or noise_std < 0:
-        raise ValueError(f"step_size and noise must be >= 0, got {step_size} and {noise_std}")
+    if step_size < 0 or noise < 0:
+        raise ValueError(f"step_size and noise must be >= 0, got {step_size} and {noise}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     if cuda_graph:
         check_graphable(energy, x)
-    options = StepOptions(step_size, noise_std, grad_clip, clamp, autocast_dtype)
+    options = StepOptions(step_size, noise, grad_clip, clamp, autocast_dtype)
     grad_fn = compiled_energy_grad if compile and not create_graph else energy_grad
     if not create_graph:
         x = x.detach().clone()
@@ -79,7 +80,7 @@ def langevin_chain(
     if not torch.isfinite(x.detach()).all():  # one host sync per chain, not per step
         raise FloatingPointError(
             "Langevin chain produced non-finite samples: the energy or its gradient blew up "
-            f"(step_size={step_size}, noise={noise_std}, steps={steps})"
+            f"(step_size={step_size}, noise={noise}, steps={steps})"
         )
     return x
 
@@ -91,14 +92,14 @@ def _loop(energy, x: Tensor, y: Tensor | None, steps: int, o: StepOptions, gener
         if create_graph:
             e, grad = energy_grad(energy, x, y, o.autocast_dtype, create_graph=True)
             step = grad.clamp(-o.grad_clip, o.grad_clip) if o.grad_clip > 0 else grad
-            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x - o.step_size * step + o.noise_std * eps
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x - o.step_size * step + o.noise * z
             if o.clamp is not None:
                 x = x.clamp(*o.clamp)
         else:
             e, grad = grad_fn(energy, x.requires_grad_(True), y, o.autocast_dtype)
-            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = sgld_update_(x, grad, eps, o)
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = sgld_update_(x, grad, z, o)
         if callback is not None:
             callback({"step": t, "x": x, "energy": e, "grad": grad})
     return x
@@ -122,7 +123,7 @@ def sgld(
     compile: bool = False,
     cuda_graph: bool = False,
 ) -> Tensor:
-    """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·ε.
+    """JEM's SGLD (Grathwohl et al. 2020, official code): x ← x − step_size·∇ₓE(x) + noise·z.
 
     Departure from textbook Langevin: step size and noise are *decoupled*. JEM uses
     step_size = 1 with noise = 0.01, whereas a true Langevin step η would need noise √(2η) ≈ 1.41.
@@ -132,7 +133,7 @@ def sgld(
     and ``clamp=(-1, 1)`` (samples kept in the data range).
     """
     return langevin_chain(
-        energy, x, steps=steps, step_size=step_size, noise_std=noise,
+        energy, x, steps=steps, step_size=step_size, noise=noise,
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
         grad_clip=grad_clip, clamp=clamp, autocast_dtype=autocast_dtype, compile=compile, cuda_graph=cuda_graph,
     )
@@ -153,7 +154,7 @@ def langevin(
     compile: bool = False,
     cuda_graph: bool = False,
 ) -> Tensor:
-    """Exact unadjusted Langevin: x ← x − η ∇ₓE(x) + √(2η) ε, ε ~ N(0, I).
+    """Exact unadjusted Langevin: x ← x − η ∇ₓE(x) + √(2η) z, z ~ N(0, I).
 
     With η = α/2 this is the lecture's x ← x + (α/2)∇ₓlog p(x) + N(0, α). It converges to
     p(x) ∝ exp(−E(x)) as η → 0 and steps → ∞ (bias O(η)).
@@ -161,7 +162,7 @@ def langevin(
     if step_size < 0:
         raise ValueError(f"step_size must be >= 0, got {step_size}")
     return langevin_chain(
-        energy, x, steps=steps, step_size=step_size, noise_std=math.sqrt(2.0 * step_size),
+        energy, x, steps=steps, step_size=step_size, noise=math.sqrt(2.0 * step_size),
         y=y, generator=generator, callback=callback, eval_mode=eval_mode, create_graph=create_graph,
         autocast_dtype=autocast_dtype, compile=compile, cuda_graph=cuda_graph,
     )

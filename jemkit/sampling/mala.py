@@ -1,7 +1,7 @@
 """Metropolis-adjusted Langevin (MALA; Roberts & Tweedie 1996): Langevin proposals with an
 accept/reject step, so every transition leaves p(x) ∝ exp(−E(x)) exactly invariant.
 
-Proposal  x' = x − η∇ₓE(x) + √(2η) ε,   q(x'|x) = N(x'; x − η∇ₓE(x), 2η I)
+Proposal  x' = x − η∇ₓE(x) + √(2η) z,   q(x'|x) = N(x'; x − η∇ₓE(x), 2η I)
 Accept    with probability min(1, exp(−E(x') + E(x) + log q(x|x') − log q(x'|x))), per chain.
 """
 from __future__ import annotations
@@ -53,8 +53,8 @@ def mala(
     with frozen(energy, eval_mode), torch.enable_grad():
         e, g = _energy_and_grad(energy, x, y) if steps > 0 else (None, None)
         for t in range(steps):
-            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            prop = x - step_size * g + noise * eps
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            prop = x - step_size * g + noise * z
             e_prop, g_prop = _energy_and_grad(energy, prop, y)
             log_alpha = (e - e_prop) + _log_q(x, prop, g_prop, step_size) - _log_q(prop, x, g, step_size)
             u = torch.rand(log_alpha.shape, generator=generator, device=x.device, dtype=x.dtype)
