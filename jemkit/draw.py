@@ -17,7 +17,7 @@ from .data import dataset_of
 from .data.toys import energy_distance
 from .energy import ClassifierEnergy
 from .images import save_grid, save_samples
-from .sampling import draw_score_samples, fresh_chains, init_from_record, noise_levels, sampler_config, make_sampler
+from .sampling import draw_score_samples, fresh_chains, init_from_record, make_sampler, noise_levels, sampler_config
 from .utils import make_generator
 
 
@@ -35,16 +35,23 @@ def draw(checkpoint: str | Path, out: str | Path, n: int, *, cls: int | None = N
 
 def draw_classifier(checkpoint, out, n: int, *, cls: int | None, steps: int | None, seed: int, device) -> str:
     model = load(checkpoint, device=device)
-    y = None
-    if cls is not None:
-        if not 0 <= cls < model.num_classes:
-            raise ValueError(f"--class must be in [0, {model.num_classes - 1}], got {cls}")
-        y = torch.full((n,), cls, dtype=torch.long, device=device)
+    if cls is not None and not 0 <= cls < model.num_classes:
+        raise ValueError(f"--class must be in [0, {model.num_classes - 1}], got {cls}")
+    y = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
+    x, summary = classifier_samples(model, n, y=y, steps=steps, generator=make_generator(device, seed))
+    return f"wrote {save_grid(x, out)} ({summary})"
+
+
+def classifier_samples(model, n: int, *, y: torch.Tensor | None = None, steps: int | None = None,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, str]:
+    """``n`` fresh chains of a loaded classifier's training sampler (``steps`` overrides its length) from its
+    training init, class-conditional with ``y``; the samples (n, C, H, W) and a phrase saying how they were drawn."""
+    device = next(model.parameters()).device
     cfg = sampler_config(model.record, steps=steps)
     init, where = _init_of(model.record, device)
     x = fresh_chains(ClassifierEnergy(model, model.record.get("temperature", 1.0)), make_sampler(cfg), n,
-                     model.input_shape, y=y, init=init, generator=make_generator(device, seed), device=device)
-    return f"wrote {save_grid(x, out)} ({n} samples, {cfg.steps} {cfg.name} steps from {where})"
+                     model.input_shape, y=y, init=init, generator=generator, device=device)
+    return x, f"{n} samples, {cfg.steps} {cfg.name} steps from {where}"
 
 
 def _init_of(record: dict, device) -> tuple:
