@@ -3,26 +3,22 @@
 Search order: a user-given root, then /usr/share/datasets/fashion-mnist (Debian's
 ``dataset-fashion-mnist``), then torchvision's download (for users with a network).
 A directory counts if it holds the four IDX files (``.gz`` or not) flat or in torchvision's
-``FashionMNIST/raw/`` layout. Compressed files are unpacked once into a cache directory.
+``FashionMNIST/raw/`` layout. Compressed files are unpacked once into the cache (``cache.py``:
+one writer at a time, every file renamed into place whole).
 """
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
 from pathlib import Path
 
 from torchvision.datasets import FashionMNIST
 
 from .base import DatasetNotFound, ImageData, uint8_to_unit
+from .cache import cache_dir, cache_lock, copy_atomically
 
 SYSTEM_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("JEMKIT_CACHE", Path.home() / ".cache" / "jemkit"))
 
 
 def _find_files(directory: Path, folder: str = "FashionMNIST") -> dict[str, Path] | None:
@@ -42,15 +38,12 @@ def _find_files(directory: Path, folder: str = "FashionMNIST") -> dict[str, Path
 def _stage(files: dict[str, Path], dest_root: Path, folder: str = "FashionMNIST") -> Path:
     """Lay the files out as torchvision expects (dest_root/<folder>/raw/<name>), unpacking .gz."""
     raw = dest_root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for name, src in files.items():
-        dst = raw / name
-        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
-            continue
-        tmp = raw / f".{name}.tmp"
-        with (gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb")) as fi, open(tmp, "wb") as fo:
-            shutil.copyfileobj(fi, fo)
-        os.replace(tmp, dst)
+    with cache_lock(dest_root):
+        raw.mkdir(parents=True, exist_ok=True)
+        for name, src in files.items():
+            dst = raw / name
+            if not (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
+                copy_atomically(lambda: gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb"), dst)
     return dest_root
 
 
@@ -72,7 +65,8 @@ def idx_root(title: str, tv_class, key: str, root: str | None, system_root: Path
         dest = cache_dir() / key
         looked.append(f"{dest} (torchvision download)")
         try:
-            tv_class(str(dest), train=True, download=True)
+            with cache_lock(dest):  # torchvision writes its files in place: one downloader at a time
+                tv_class(str(dest), train=True, download=True)
             return dest
         except Exception as err:  # no network, or a server error: report below with the rest
             reason = f" The download failed: {' '.join(str(err).split())}."

@@ -14,7 +14,7 @@ from typing import Callable
 from torchvision.datasets.utils import check_integrity
 
 from .base import DatasetNotFound
-from .fashion_mnist import cache_dir
+from .cache import cache_dir, cache_lock
 
 SYSTEM_DIR = Path("/usr/share/datasets")  # <SYSTEM_DIR>/<key>, next to Debian's dataset-fashion-mnist
 
@@ -80,7 +80,8 @@ def locate(source: Source, root: str | None, download: bool) -> Path:
     if download and source.fetch is not None:
         dest = cache_dir() / source.key
         try:
-            source.fetch(dest)
+            with cache_lock(dest):  # torchvision writes its files in place: one downloader at a time
+                source.fetch(dest)
             got = source.probe(dest)
             if isinstance(got, Path):
                 return got
