@@ -65,7 +65,7 @@ def digits():
 
 def make_ctx(model, data, out_dir, label="model", seed=0):
     """A quick, silent evaluation context."""
-    from jemkit.evaluation.suite import EvalContext
+    from jemkit.evaluation.context import EvalContext
 
     return EvalContext(model, data, out_dir, label, seed=seed, quick=True, progress=False)
 

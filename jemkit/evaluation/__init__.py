@@ -1,4 +1,5 @@
-"""Evaluation suites: accuracy, calibration, OOD detection, samples."""
-from .suite import DEFAULT_SUITES, SUITES, evaluate
+"""Evaluation suites, one module each (accuracy, calibration, ood, samples, inpainting, distal,
+likelihood, robustness), the context they share, and ``evaluate`` over them (``registry``)."""
+from .registry import DEFAULT_SUITES, SUITES, check_suites, evaluate
 
-__all__ = ["DEFAULT_SUITES", "SUITES", "evaluate"]
+__all__ = ["DEFAULT_SUITES", "SUITES", "check_suites", "evaluate"]

@@ -1,4 +1,4 @@
-"""Calibration of p(y|x): expected calibration error (ECE) and the reliability diagram.
+"""Calibration of p(y|x): expected calibration error (ECE), the reliability diagram, and the suite.
 
 ECE = Σ_b (|B_b| / N) · |acc(B_b) − conf(B_b)| over equal-width confidence bins
 (20 bins, JEM++'s protocol), computed with torchmetrics.
@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_calibration_error
+
+from .context import EvalContext
 
 
 def expected_calibration_error(logits: Tensor, y: Tensor, bins: int = 20) -> float:
@@ -49,3 +51,11 @@ def plot_reliability(rel: dict, ece: float, path: str | Path, title: str) -> Pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def suite_calibration(ctx: EvalContext) -> dict:
+    """ECE over ``ctx.ece_bins`` bins on the test set; writes ``{prefix}reliability.png``."""
+    ece = expected_calibration_error(ctx.logits, ctx.data.y_test, ctx.ece_bins)
+    rel = reliability_bins(ctx.logits, ctx.data.y_test, ctx.ece_bins)
+    plot_reliability(rel, ece, ctx.out_dir / f"{ctx.prefix}reliability.png", f"{ctx.label}: reliability diagram")
+    return {"calibration": {"ece": ece, "bins": ctx.ece_bins}}

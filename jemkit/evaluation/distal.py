@@ -24,6 +24,7 @@ from ..energy import ClassifierEnergy
 from ..images import save_grid
 from ..sampling import uniform_init
 from ..utils import frozen
+from .context import EvalContext
 
 
 def class_log_prob(energy: ClassifierEnergy, x: Tensor, y: Tensor) -> Tensor:
@@ -71,15 +72,14 @@ def confidence_and_logp(energy: ClassifierEnergy, x: Tensor, y: Tensor | None = 
 
 
 def suite_distal(
-    ctx, *, per_class: int | None = None, steps: int | None = None, step_size: float = 0.1, n_test: int = 500
+    ctx: EvalContext, *, per_class: int | None = None, steps: int | None = None, step_size: float = 0.1, n_test: int = 500
 ) -> dict:
     """Distal adversaries for every class (default 10 per class and 100 steps; 2 and 5 when ``ctx.quick``).
 
     Reports for the distal images: ``confidence_start`` / ``confidence`` (mean p(c|x) before and
     after), ``logp`` (mean −E(x)), ``logp_gap`` (``logp`` − ``test_logp``, nats) and
     ``logp_percentile``; for the test images: ``test_confidence`` (mean max_y p(y|x)) and
-    ``test_logp``. The step size 0.1 saturates p(c|x) on the 8×8 digits for both a JEM and a
-    cross-entropy model in 100 steps. Writes ``{prefix}distal.png``, one row per class.
+    ``test_logp``. Writes ``{prefix}distal.png``, one row per class.
     """
     per_class = per_class or (2 if ctx.quick else 10)
     steps = steps or (5 if ctx.quick else 100)

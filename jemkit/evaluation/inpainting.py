@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..images import save_grid
 from ..sampling import sampler_from_record, uniform_init
+from .context import EvalContext
 
 Mask = Callable[..., Tensor]
 
@@ -97,7 +98,7 @@ def fill(
 
 
 def suite_inpainting(
-    ctx,
+    ctx: EvalContext,
     *,
     n_images: int | None = None,
     steps: int | None = None,

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..images import save_grid
 from ..utils import frozen
+from .context import EvalContext
 
 # ---------------------------------------------------------------------------------------------
 # Base distributions, each with an unconstrained chart u ↦ x(u)
@@ -257,7 +258,7 @@ def _energies(energy: Callable, x: Tensor, batch_size: int = 500) -> Tensor:
         return torch.cat([energy(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def suite_likelihood(ctx, *, n_chains: int | None = None, n_temps: int | None = None, mala_steps: int = 1) -> dict:
+def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: int | None = None, mala_steps: int = 1) -> dict:
     """log Z by AIS from the uniform box (default 100 chains × 500 temperatures; 8 × 20 when
     ``ctx.quick``), then the test log-likelihood log p(x) = −E(x) − log Z.
 

@@ -1,4 +1,4 @@
-"""Out-of-distribution detection: scores and their AUROC, AUPR and FPR at 95% TPR.
+"""Out-of-distribution detection: scores, their AUROC, AUPR and FPR at 95% TPR, and the ``ood`` suite.
 
 In-distribution is the positive class. Scores, higher = more in-distribution:
   logp     = −E(x) = T_model · logsumexp_y f(x)[y] / T_model   (log p(x) up to log Z; JEM)
@@ -14,9 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision, binary_roc
+from tqdm.auto import tqdm
 
+from ..data import ood_sets
 from ..energy import ClassifierEnergy
 from ..utils import frozen
+from .context import EvalContext
 
 SCORES = ("logp", "maxprob", "gradnorm", "energy")
 
@@ -89,3 +92,21 @@ def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
+
+
+def suite_ood(ctx: EvalContext) -> dict:
+    """AUROC (``ood``), AUPR-In (``ood_aupr``) and FPR at 95% TPR (``ood_fpr95``) per OOD set and score,
+    the test set against each of ``ood_sets``; writes ``{prefix}ood_histograms.png``."""
+    gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
+    n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
+    sets = ood_sets(ctx.data, n, generator=gen)
+    scores_in = ood_scores(ctx.energy, ctx.data.x_test[:n], temperature=ctx.ood_temperature)
+    scores_out, result = {}, {"ood": {}, "ood_aupr": {}, "ood_fpr95": {}}
+    for name, x in tqdm(sets.items(), desc=f"ood ({ctx.label})", disable=not ctx.progress, leave=False):
+        scores_out[name] = ood_scores(ctx.energy, x, temperature=ctx.ood_temperature)
+        for s in scores_in:
+            m = ood_metrics(scores_in[s], scores_out[name][s])
+            for key, metric in (("ood", "auroc"), ("ood_aupr", "aupr"), ("ood_fpr95", "fpr95")):
+                result[key].setdefault(name, {})[s] = m[metric]
+    plot_histograms(scores_in, scores_out, ctx.out_dir / f"{ctx.prefix}ood_histograms.png", f"{ctx.label}: OOD scores")
+    return {**result, "ood_energy_temperature": ctx.ood_temperature}

