@@ -8,6 +8,9 @@ the training run directories it points to), then writes two files:
 * ``report.md`` -- the same content in Markdown, referencing images by their
   filename relative to ``eval_dir``.
 
+Both are rendered by Jinja2 from ``jemkit/templates/report.html.j2`` and ``report.md.j2``
+(the HTML one autoescaped).
+
 Before the images are collected, training curves are plotted from each run's
 ``metrics.csv`` (``training_curves.png``, ``baseline_training_curves.png``), so every image
 the report shows lives in ``eval_dir``. Figures of the same kind for the model and the
@@ -22,19 +25,18 @@ import html
 import json
 import math
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 _SKIP_KEYS = {"baseline", "checkpoint", "run_dir"}
 _CURVE_PANELS = (("loss", ("loss", "ce")), ("accuracy", ("acc", "test_acc")),
                  ("energy", ("e_data", "e_sample", "gap")), ("learning rate", ("lr",)),
                  ("host memory, MiB", ("rss_mb", "peak_rss_mb")))
-_CSS = ("body{font-family:sans-serif;max-width:90em;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .6em}"
-        "td.num{text-align:right;font-family:monospace}figure{margin:1em 0;flex:1 1 0;min-width:0}"
-        ".row{display:flex;gap:1em;align-items:flex-start}"
-        "img{max-width:100%}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, float | None]:
@@ -180,57 +182,43 @@ def _configs(runs: list[tuple[str, Path]]) -> list[tuple[str, str]]:
     return out
 
 
-def _render_html(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
-                 images: list[list[Path]], configs: list[tuple[str, str]]) -> str:
-    """The self-contained HTML document."""
-    e = html.escape
-    cols = ["metric", "model"] + (["baseline"] if has_base else [])
-    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>jemkit report</title>',
-             f"<style>{_CSS}</style></head><body>", "<h1>jemkit report</h1><ul>"]
-    parts += [f"<li><b>{e(k)}:</b> {e(v)}</li>" for k, v in header]
-    parts += ["</ul><h2>Metrics</h2><table>",
-              "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
-    for key, model, base in rows:
-        cells = [model] + ([base] if has_base else [])
-        parts.append(f"<tr><td>{e(key)}</td>"
-                     + "".join(f'<td class="num">{e(c)}</td>' for c in cells) + "</tr>")
-    parts.append("</table><h2>Figures</h2>")
-    for group in images:
-        parts.append('<div class="row">')
-        for png in group:
-            data = base64.b64encode(png.read_bytes()).decode("ascii")
-            cap = e(_caption(png))
-            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{cap}">'
-                         f"<figcaption>{cap}</figcaption></figure>")
-        parts.append("</div>")
-    parts.append("<h2>Configuration</h2>")
-    for label, text in configs:
-        parts.append(f"<h3>{e(label)}</h3><pre>{e(text)}</pre>")
-    return "\n".join(parts + ["</body></html>", ""])
+@dataclass(frozen=True)
+class _Figure:
+    """One PNG of eval_dir as the templates show it."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def caption(self) -> str:
+        return _caption(self.path)
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.path.read_bytes()).decode("ascii")
 
 
-def _render_md(header: list[tuple[str, str]], rows: list[tuple[str, str, str]], has_base: bool,
-               images: list[list[Path]], configs: list[tuple[str, str]]) -> str:
-    """The Markdown document (images referenced by filename)."""
-    cols = ["metric", "model"] + (["baseline"] if has_base else [])
-    lines = ["# jemkit report", ""] + [f"- **{k}:** {v}" for k, v in header]
-    lines += ["", "## Metrics", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for key, model, base in rows:
-        cells = [key.replace("|", "\\|"), model] + ([base] if has_base else [])
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Figures", ""]
-    lines += [f"![{_caption(p)}]({p.name})\n" for group in images for p in group]
-    lines += ["## Configuration", ""]
-    for label, text in configs:
-        fence = "`" * max(3, max((len(r) for r in text.split("\n") if set(r) == {"`"}), default=0) + 1)
-        lines += [f"### {label}", "", f"{fence}yaml", text.rstrip("\n"), fence, ""]
-    return "\n".join(lines)
+def _fence(text: str) -> str:
+    """A Markdown code fence longer than any line of backticks inside ``text``."""
+    return "`" * max(3, max((len(r) for r in text.split("\n") if set(r) == {"`"}), default=0) + 1)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    """The report templates (jemkit/templates/report.{html,md}.j2); HTML autoescaped, Markdown verbatim."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("jemkit", "templates"), autoescape=jinja2.select_autoescape(["html.j2"]),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["fence"] = _fence
+    return env
 
 
 def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into eval_dir; return (html_path, md_path)."""
     eval_dir = Path(eval_dir)
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    metrics = _read_metrics(eval_dir)
     baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
     header = [("dataset", str(metrics.get("dataset", "—"))),
               ("checkpoint", str(metrics.get("checkpoint", "—")))]
@@ -239,12 +227,23 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     header.append(("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")))
     rows, has_base = _metric_rows(metrics)
     runs = _runs(metrics)
-    images = _prepare_images(eval_dir, runs)
-    configs = _configs(runs)
-    html_path, md_path = eval_dir / "report.html", eval_dir / "report.md"
-    html_path.write_text(_render_html(header, rows, has_base, images, configs), encoding="utf-8")
-    md_path.write_text(_render_md(header, rows, has_base, images, configs), encoding="utf-8")
-    return html_path, md_path
+    context = {"header": header, "columns": ["metric", "model"] + (["baseline"] if has_base else []),
+               "rows": [(key, [model, base] if has_base else [model]) for key, model, base in rows],
+               "figures": [[_Figure(p) for p in group] for group in _prepare_images(eval_dir, runs)],
+               "configs": _configs(runs)}
+    paths = eval_dir / "report.html", eval_dir / "report.md"
+    for path in paths:
+        path.write_text(_templates().get_template(f"{path.name}.j2").render(context), encoding="utf-8")
+    return paths
+
+
+def _read_metrics(eval_dir: Path) -> dict:
+    """eval_dir/metrics.json; a one-line FileNotFoundError naming the command that writes it."""
+    path = eval_dir / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"there is no evaluation in {eval_dir} (no metrics.json): "
+                                f"run `jemkit eval CHECKPOINT --out {eval_dir}` first")
+    return json.loads(path.read_text())
 
 
 _CHECK_PAGE = """<!DOCTYPE html><html><body><pre id="out">pending</pre>

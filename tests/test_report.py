@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jemkit.cli import main
 from jemkit.report import plot_training_curves, write_report
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
@@ -153,10 +154,20 @@ def test_text_is_escaped(tmp_path: Path) -> None:
     m["dataset"] = "<script>x</script>"
     m["weird<key>"] = 1.0
     (ev / "metrics.json").write_text(json.dumps(m))
-    html_text = write_report(ev)[0].read_text()
+    html_path, md_path = write_report(ev)
+    html_text = html_path.read_text()
     assert "<script>" not in html_text and "&lt;script&gt;x&lt;/script&gt;" in html_text
+    assert "- **dataset:** <script>x</script>" in md_path.read_text()  # Markdown is written verbatim
     assert "<tr><td>weird&lt;key&gt;</td>" in html_text
     assert "note: &lt;b&gt;&amp;amp&lt;/b&gt;" in html_text
+
+
+def test_report_without_an_evaluation_says_what_to_run(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"jemkit: error: there is no evaluation in {tmp_path} (no metrics.json): "
+                   f"run `jemkit eval CHECKPOINT --out {tmp_path}` first\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_training_curves(tmp_path: Path) -> None:
