@@ -1,4 +1,5 @@
 """End to end through the command line, on 2 training steps."""
+import csv
 import json
 import subprocess
 import sys
@@ -9,6 +10,12 @@ import torch
 from jemkit.cli import main
 
 TINY = ["--set", "train.steps=2", "--set", "buffer.size=100", "--set", "model.width=8", "--quiet"]
+DIGITS_STEPS_PER_EPOCH = 1437 // 64  # digits-jem: 1,437 training images, batch 64, drop_last
+
+
+def csv_rows(run) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -36,8 +43,9 @@ def test_train_eval_sample(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--preset", "digits-jem", "--out", str(run), "--set", "train.log_every=1", *TINY]) == 0
     assert (run / "config.yaml").is_file() and list((run / "samples").glob("*.png"))
-    rows = (run / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("step,") and len(rows) == 3
+    rows = csv_rows(run)
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert [float(r["epoch"]) for r in rows] == [round(s / DIGITS_STEPS_PER_EPOCH, 3) for s in (1, 2)]
 
     assert main(["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "accuracy,calibration", "--quiet"]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -77,18 +85,23 @@ def test_semi_supervised_train_and_resume(tmp_path):
     assert main(argv) == 0
     from jemkit.checkpoint import load_training_state, resolve_checkpoint
 
+    # 30 labelled images: one batch of 30 is a whole epoch; the unlabelled stream runs over all 1,437 images
     state = load_training_state(resolve_checkpoint(tmp_path / "run"))
-    assert state["unlabeled"] is not None and state["stream"]["epoch"] >= 0
+    assert (state["stream"]["epoch"], state["stream"]["pos"]) == (2, 0)
+    assert (state["unlabeled"]["epoch"], state["unlabeled"]["pos"]) == (0, 2)
+    assert [(r["step"], r["epoch"]) for r in csv_rows(tmp_path / "run")] == [("2", "2.0")]
     assert main([*argv[:-len(TINY)], *TINY[:-1], "--set", "train.steps=4", "--resume", "--quiet"]) == 0
+    state = load_training_state(resolve_checkpoint(tmp_path / "run"))
+    assert (state["stream"]["epoch"], state["unlabeled"]["pos"]) == (4, 4)  # resumed where it stopped
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sets", [
-    ["train.objective=ebm", "model.spectral_norm=true", "train.energy_l2=0.1", "optim.grad_clip=1.0"],
-    ["train.objective=ebm", "train.chain_init=data"],
-    ["train.chain_init=data", "sampler.name=mala", "sampler.step_size=0.001"],
+@pytest.mark.parametrize("sets, objective", [
+    (["train.objective=ebm", "model.spectral_norm=true", "train.energy_l2=0.1", "optim.grad_clip=1.0"], "ebm"),
+    (["train.objective=ebm", "train.chain_init=data"], "ebm"),
+    (["train.chain_init=data", "sampler.name=mala", "sampler.step_size=0.001"], "jem"),
 ])
-def test_unconditional_and_cd_k_variants_train_and_load(tmp_path, sets):
+def test_unconditional_and_cd_k_variants_train_and_load(tmp_path, sets, objective):
     import jemkit
 
     argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), *TINY]
@@ -97,6 +110,17 @@ def test_unconditional_and_cd_k_variants_train_and_load(tmp_path, sets):
     assert main(argv) == 0
     model = jemkit.load(tmp_path / "run")
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    assert model.record["config"]["train"]["objective"] == objective
+    (row,) = csv_rows(tmp_path / "run")
+    loss, gap = float(row["loss"]), float(row["gap"])
+    if objective == "ebm":  # labels unused: no cross-entropy, no accuracy; without the L2 term the loss is the gap
+        assert row["ce"] == "" and row["acc"] == ""
+        if "train.energy_l2=0.1" in sets:
+            assert loss > gap  # + 0.1 · [E(x_data)² + E(x_sampled)²]
+        else:
+            assert loss == pytest.approx(gap, abs=1e-5)
+    else:  # JEM: CE(f(x), y) + [E(x_data) − E(x_sampled)]
+        assert loss == pytest.approx(float(row["ce"]) + gap, abs=1e-5)
 
 
 @pytest.mark.slow
