@@ -1,9 +1,15 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import jemkit
+from jemkit.config import load_preset
 from jemkit.evaluation.distal import class_log_prob, confidence_and_logp, distal_adversaries, suite_distal
+from jemkit.model import Classifier
+from jemkit.training import train
 
 from conftest import DEVICES, TinyNet, make_ctx
 
@@ -51,7 +57,6 @@ def test_suite_distal_quick(model, data, tmp_path):
     assert (out["per_class"], out["steps"]) == (2, 5)
     assert out["confidence"] > out["confidence_start"]
     assert 0 <= out["logp_percentile"] <= 1 and 0 < out["test_confidence"] <= 1
-    assert out["logp_gap"] == pytest.approx(out["logp"] - out["test_logp"])
     assert (tmp_path / "distal.png").is_file()
     assert all(p.grad is None for p in model.parameters())
     assert all(m.training == t for m, t in was)
@@ -59,3 +64,40 @@ def test_suite_distal_quick(model, data, tmp_path):
     assert again == out
     assert (tmp_path / "baseline_distal.png").is_file()
     assert suite_distal(make_ctx(model, data, tmp_path, seed=3))["distal"]["logp"] != out["logp"]
+
+
+def test_suite_distal_on_a_linear_model_ends_in_the_corner_it_must(digits, tmp_path):
+    """Two classes with logits (w·x, −w·x): ascent on log p(c|x) = −softplus(∓2w·x) drives x to the corner
+    ±sign(w) of the box, where p(c|x) = σ(2‖w‖₁) and −E(x) = log 2cosh ‖w‖₁, above every image's log 2cosh(w·x)."""
+    w = 0.01 * torch.tensor([1.0, -1.0]).repeat(32)  # |∂ log p / ∂x_i| ≥ 0.02 σ(−2‖w‖₁): step 100 moves ≥ 0.43
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 2, bias=False))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.stack([w, -w]))
+    model = Classifier(net, (1, 8, 8), 2).eval()
+    model.record = {}
+    out = suite_distal(make_ctx(model, digits, tmp_path), steps=10, step_size=100.0)["distal"]
+    l1 = w.abs().sum().item()
+    a = digits.x_test[:500].flatten(1) @ w  # w·x of the test images
+    test_logp = torch.log(2 * torch.cosh(a)).mean().item()
+    assert out["confidence"] == pytest.approx(1 / (1 + math.exp(-2 * l1)), rel=1e-5)
+    assert out["logp"] == pytest.approx(math.log(2 * math.cosh(l1)), rel=1e-5)
+    assert out["test_logp"] == pytest.approx(test_logp, rel=1e-5)
+    assert out["test_confidence"] == pytest.approx(torch.sigmoid(2 * a.abs()).mean().item(), rel=1e-5)
+    assert out["logp_gap"] == pytest.approx(math.log(2 * math.cosh(l1)) - test_logp, rel=1e-4)
+    assert out["logp_percentile"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def ce_model(tmp_path_factory):
+    """A tiny cross-entropy digits classifier (test accuracy ~0.8)."""
+    run = tmp_path_factory.mktemp("distal") / "run"
+    overrides = ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8", "train.eval_every=150", "train.log_every=150"]
+    train(load_preset("digits-baseline", overrides), run, progress=False)
+    return jemkit.load(run)
+
+
+def test_a_trained_classifier_is_fooled_with_high_confidence(ce_model, digits, tmp_path):
+    """From uniform noise, 50 ascent steps make a plain classifier more confident than on its test images."""
+    out = suite_distal(make_ctx(ce_model, digits, tmp_path), steps=50, step_size=1.0)["distal"]
+    assert out["confidence_start"] < 0.2  # noise: about 1/K
+    assert out["confidence"] > 0.9 and out["confidence"] > out["test_confidence"]
