@@ -3,7 +3,9 @@ weights in safetensors, training state via ``torch.load(weights_only=True)``, an
 JSON record (architecture, preprocessing, resolved config, SHA-256 of every file).
 
 A run directory holds, per saved step N, in ``checkpoints/``:
-  step_N.safetensors         model weights (what ``jemkit.load`` reads)
+  step_N.safetensors         model weights
+  step_N.ema.safetensors     exponential moving average of the weights (``train.ema > 0``); what
+                             ``jemkit.load`` reads when present
   step_N.buffer.safetensors  replay buffer (EBM training)
   step_N.state.pt            optimizer, data position, RNG states, guard state (tensors and plain data only)
   step_N.json                the record; written last, so it marks a complete checkpoint
@@ -83,11 +85,14 @@ def save_checkpoint(
     buffer: torch.Tensor | None = None,
     state: dict | None = None,
     shards: dict[str, str] | None = None,
+    ema: torch.nn.Module | None = None,
 ) -> Path:
-    """Write weights (+ buffer, + training state) and then the record for ``step``; return the record path.
+    """Write weights (+ buffer, + training state, + weight average) and then the record for ``step``;
+    return the record path.
 
     ``shards`` (name → SHA-256) are files other ranks already wrote for this step (``save_shard``);
     the record lists them too, so a checkpoint is complete only when every rank's files are.
+    ``ema`` is a module of the same architecture holding the averaged weights.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -95,6 +100,10 @@ def save_checkpoint(
     files = dict(shards or {})
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     files[f"{stem}.safetensors"] = _atomic_write(directory / f"{stem}.safetensors", lambda p: save_file(weights, str(p)))
+    if ema is not None:
+        averaged = {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
+        files[f"{stem}.ema.safetensors"] = _atomic_write(directory / f"{stem}.ema.safetensors",
+                                                         lambda p: save_file(averaged, str(p)))
     if buffer is not None:
         x = {"x": buffer.detach().cpu().contiguous()}
         files[f"{stem}.buffer.safetensors"] = _atomic_write(directory / f"{stem}.buffer.safetensors", lambda p: save_file(x, str(p)))
@@ -204,11 +213,13 @@ def prune_checkpoints(directory: Path, keep_last: int) -> None:
 
 # ---------------------------------------------------------------- loading
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
+def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Classifier:
     """Load a checkpoint (file, record, or run directory → latest valid) as a ``Classifier`` in eval mode.
 
     The module maps images in [−1, 1] of shape (N, *input_shape) to logits; ``.preprocessing``
-    tells how raw data were scaled, ``.record`` holds the whole checkpoint record.
+    tells how raw data were scaled, ``.record`` holds the whole checkpoint record. A checkpoint of a
+    run with ``train.ema > 0`` holds an exponential moving average of the weights: it is what loads
+    (``.ema`` is True) unless ``ema=False`` asks for the raw weights of the last step.
     """
     record_path, record = _read_for_loading(path)
     if is_score_record(record):
@@ -216,17 +227,19 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
                          "draw samples with `jemkit sample` or load it with jemkit.load_score_model")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
     model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
-    return _load_weights(model, record_path, record, device)
+    return _load_weights(model, record_path, record, device, ema)
 
 
-def load_score_model(path: str | Path, device: str | torch.device = "cpu") -> ScoreModel:
+def load_score_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> ScoreModel:
     """Load a score checkpoint (file, record, or run directory → latest valid) as a ``ScoreModel`` in eval
-    mode; ``.record`` holds the checkpoint record (its ``config`` has the noise levels and sampler)."""
+    mode; ``.record`` holds the checkpoint record (its ``config`` has the noise levels and sampler).
+    The weight average loads when the checkpoint has one, unless ``ema=False`` (as ``load``)."""
     record_path, record = _read_for_loading(path)
     if not is_score_record(record):
         raise ValueError(f"{record_path} is not a score model (objective '{record.get('objective')}'); use jemkit.load")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
-    return _load_weights(ScoreModel(net, tuple(record["input_shape"]), record.get("preprocessing")), record_path, record, device)
+    model = ScoreModel(net, tuple(record["input_shape"]), record.get("preprocessing"))
+    return _load_weights(model, record_path, record, device, ema)
 
 
 def is_score_record(record: dict) -> bool:
@@ -244,22 +257,26 @@ def _read_for_loading(path: str | Path) -> tuple[Path, dict]:
     return record_path, read_record(record_path)
 
 
-def _load_weights(model, record_path: Path, record: dict, device: str | torch.device):
-    """Weights of ``record_path`` into ``model``, with one clear error for a file that does not fit it."""
+def _load_weights(model, record_path: Path, record: dict, device: str | torch.device, ema: bool = True):
+    """Weights of ``record_path`` (its weight average, if ``ema`` and it has one) into ``model``, with one
+    clear error for a file that does not fit it. ``.checkpoint_path`` names the raw weights file either way."""
     weights_path = record_path.with_suffix(".safetensors")
+    averaged = weights_path.with_suffix(".ema.safetensors")
+    model.ema = ema and averaged.name in record.get("files", {})
+    source = averaged if model.ema else weights_path
     try:
-        state = load_file(str(weights_path), device=str(device))
+        state = load_file(str(source), device=str(device))
     except Exception as err:  # safetensors raises its own error type on a malformed file
-        raise CorruptCheckpoint(f"{weights_path}: not a readable safetensors file ({err})") from err
+        raise CorruptCheckpoint(f"{source}: not a readable safetensors file ({err})") from err
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ValueError(
-            f"checkpoint {weights_path} does not match architecture '{record['arch']}': "
+            f"checkpoint {source} does not match architecture '{record['arch']}': "
             f"missing keys {sorted(missing)[:5]}, unexpected keys {sorted(unexpected)[:5]}"
         )
     mismatched = [k for k, v in model.state_dict().items() if v.shape != state[k].shape]
     if mismatched:
-        raise ValueError(f"checkpoint {weights_path} does not match architecture '{record['arch']}': "
+        raise ValueError(f"checkpoint {source} does not match architecture '{record['arch']}': "
                          f"shape mismatch in {mismatched[:5]}")
     model.load_state_dict(state)
     model.record = record

@@ -98,6 +98,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for the network, data and buffer (faster convolutions)
     steady_memory: bool = True  # `jemkit train`: keep freed host memory in the process (glibc mallopt, jemkit/memory.py); train() from Python leaves the allocator alone
     tensorboard: bool = True  # TensorBoard event files beside metrics.csv (same scalars, buffer statistics, sample grids)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): saved with every checkpoint, returned by jemkit.load and used for the run's test evaluation; the training chains keep sampling the live model
 
 
 @dataclass
@@ -127,9 +128,6 @@ class GuardConfig:
     lr_factor: float = 0.5  # on recovery: lr *= lr_factor
     reset_buffer: bool = True  # on recovery: re-initialize the replay buffer
     extra_sgld_steps: int = 0  # on recovery: sampler.steps += this
-    inject_nan_at: int = 0  # fault injection (tests): NaN energy at this step (0: off)
-    inject_lr_mult_at: int = 0  # fault injection: multiply lr by inject_lr_mult at this step
-    inject_lr_mult: float = 1.0e4
 
 
 @dataclass
@@ -228,7 +226,13 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
+REMOVED_KEYS = {"guard": ("inject_nan_at", "inject_lr_mult_at", "inject_lr_mult")}  # fault injection moved to train(callbacks=...)
+
+
 def config_from_dict(d: dict) -> Config:
+    """A config saved by this or an earlier jemkit (keys since removed are dropped; unknown keys are errors)."""
+    d = {k: ({n: x for n, x in v.items() if n not in REMOVED_KEYS.get(k, ())} if isinstance(v, dict) else v)
+         for k, v in d.items()}
     return _merge(Config(), d)
 
 
@@ -252,11 +256,11 @@ CHOICES = {
 }
 POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score.sampler_eps", "data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
             "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
-            "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "guard.inject_lr_mult"]
+            "guard.gap_bound", "guard.grad_bound", "guard.lr_factor"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
-                "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps", "guard.inject_nan_at",
-                "guard.inject_lr_mult_at", "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
+                "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps",
+                "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
                 "score.sampler_steps"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
@@ -291,6 +295,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.pxy_weight > 0 samples x ~ p(x|y): set buffer.conditional=true")
     if cfg.model.arch == "wrn" and (cfg.model.depth - 4) % 6:
         raise ConfigError(f"model.depth must be 6n+4 for a WRN (e.g. 16, 22, 28), got {cfg.model.depth}")
+    if not 0.0 <= cfg.train.ema < 1.0:
+        raise ConfigError(f"train.ema is the EMA decay and must be in [0, 1) (0 = off), got {cfg.train.ema}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     _validate_score(cfg)

@@ -16,7 +16,7 @@ from jemkit.config import load_preset
 from jemkit.objectives import jem_hybrid
 from jemkit.training import distributed
 from jemkit.training.steps import STEPS
-from jemkit.training.trainer import Run
+from jemkit.training.run import Run
 
 TINY = ["model.width=8", "buffer.size=100", "sampler.steps=3", "data.batch_size=16"]
 

@@ -18,7 +18,7 @@ from jemkit.objectives import jem_hybrid
 from jemkit.training import distributed
 from jemkit.checkpoint import load_buffer, load_training_state, resolve_checkpoint
 from jemkit.training.steps import STEPS
-from jemkit.training.trainer import Run
+from jemkit.training.run import Run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_helper import TINY, global_batch  # noqa: E402

@@ -22,8 +22,9 @@ from jemkit.cli import main
 from jemkit.config import load_preset
 from jemkit import checkpoint as ckpt_mod
 from jemkit.checkpoint import CheckpointWriteError, CorruptCheckpoint, resolve_checkpoint
-from jemkit.training import DivergenceError, train
+from jemkit.training import Callback, DivergenceError, train
 from jemkit.training.guard import check_step
+from jemkit.training import steps as steps_mod
 from jemkit.objectives import LossOutput
 
 TINY = ["model.width=8", "buffer.size=200", "sampler.steps=5", "train.log_every=5", "train.eval_every=20",
@@ -81,9 +82,41 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path):
     assert steps_logged == sorted(set(steps_logged)), "metrics.csv must not repeat steps after a resume"
 
 
-def _tiny_run(tmp_path, steps=21, extra=()):
+def _tiny_run(tmp_path, steps=21, extra=(), callbacks=()):
     cfg = load_preset("digits-jem", [f"train.steps={steps}", "train.checkpoint_every=7", *TINY, *extra])
-    return train(cfg, tmp_path / "run", progress=False), cfg
+    return train(cfg, tmp_path / "run", progress=False, callbacks=callbacks), cfg
+
+
+def _poisoned(out: LossOutput) -> LossOutput:
+    """A NaN loss and data energy, as a blown-up energy would give."""
+    nan = float("nan")
+    return LossOutput(out.loss * nan, {**out.stats, "e_data": out.stats.get("e_data", out.loss) * nan})
+
+
+class NanAt(Callback):
+    """Fault injection: a NaN energy at step ``at``, once (the step runs again after the rollback)."""
+
+    def __init__(self, at: int):
+        self.at, self.fired = at, False
+
+    def on_loss(self, step, out):
+        if step != self.at or self.fired:
+            return out
+        self.fired = True
+        return _poisoned(out)
+
+
+class LrTimesAt(Callback):
+    """Fault injection: the lr of step ``at`` multiplied by ``mult``, once."""
+
+    def __init__(self, at: int, mult: float):
+        self.at, self.mult, self.fired = at, mult, False
+
+    def on_step_start(self, step, optimizer):
+        if step == self.at and not self.fired:
+            self.fired = True
+            for group in optimizer.param_groups:
+                group["lr"] *= self.mult
 
 
 def test_corrupt_or_truncated_latest_checkpoint_is_skipped(tmp_path, caplog):
@@ -169,9 +202,9 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
     assert not marker.exists(), "the pickle's code must never run"
 
 
-@pytest.mark.parametrize("fault", [["guard.inject_nan_at=9"], ["guard.inject_lr_mult_at=9", "guard.inject_lr_mult=1e6"]])
+@pytest.mark.parametrize("fault", [lambda: NanAt(9), lambda: LrTimesAt(9, 1e6)], ids=["nan", "lr"])
 def test_guard_recovers_from_injected_faults(tmp_path, fault):
-    result, _ = _tiny_run(tmp_path, steps=21, extra=["optim.lr=1e-3", *fault])
+    result, _ = _tiny_run(tmp_path, steps=21, extra=["optim.lr=1e-3"], callbacks=[fault()])
     events = (tmp_path / "run" / "events.log").read_text()
     assert "divergence at step" in events and "Recovery 1/3: rolled back to step 7" in events
     assert "lr x0.5" in events and "buffer re-initialized" in events
@@ -182,16 +215,25 @@ def test_guard_recovers_from_injected_faults(tmp_path, fault):
     assert state["guard"]["recoveries"] >= 1 and state["guard"]["lr_scale"] <= 0.5
 
 
-def test_guard_stops_after_max_recoveries(tmp_path, capsys):
+def test_guard_stops_after_max_recoveries(tmp_path, capsys, monkeypatch):
+    calls, jem_step = [], steps_mod.STEPS["jem"]
+
+    def nan_at_third_call(*args, **kwargs):  # the CLI takes no hooks: poison its step function instead
+        calls.append(1)
+        out = jem_step(*args, **kwargs)
+        return _poisoned(out) if len(calls) == 3 else out
+
     argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), "--quiet"]
-    for s in ["train.steps=14", "guard.inject_nan_at=3", "guard.max_recoveries=0", *TINY]:
+    for s in ["train.steps=14", "guard.max_recoveries=0", *TINY]:
         argv += ["--set", s]
-    assert main(argv) == 2
+    with monkeypatch.context() as m:
+        m.setitem(steps_mod.STEPS, "jem", nan_at_third_call)
+        assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "training diverged at step 3" in err and "non-finite" in err and len(err.splitlines()) == 1
-    with pytest.raises(DivergenceError):
-        train(load_preset("digits-jem", ["train.steps=14", "guard.inject_nan_at=3", "guard.max_recoveries=0", *TINY]),
-              tmp_path / "run2", progress=False)
+    with pytest.raises(DivergenceError, match="training diverged at step 3"):
+        train(load_preset("digits-jem", ["train.steps=14", "guard.max_recoveries=0", *TINY]),
+              tmp_path / "run2", progress=False, callbacks=[NanAt(3)])
 
 
 @pytest.mark.parametrize("stats, match", [

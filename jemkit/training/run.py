@@ -1,0 +1,220 @@
+"""Run: everything a training run holds — data, model (DDP-wrapped under torchrun), optimizer,
+weight average, replay buffer, TrainState — and how it is saved to and restored from checkpoints."""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..checkpoint import buffer_path, load_training_state, prune_checkpoints, read_record, save_checkpoint, save_shard
+from ..config import SCORE_OBJECTIVES, Config
+from ..data import BatchStream, labelled_subset, load_dataset
+from ..energy import ClassifierEnergy
+from ..images import save_samples
+from ..model import predict_logits
+from ..objectives import LossOutput
+from ..sampling import ReplayBuffer, build_init, draw_score_samples, make_sampler
+from ..utils import make_generator, resolve_device, seed_everything
+from . import distributed
+from .build import build_ema, build_model, build_optimizer, checkpoint_record
+from .distributed import RankSlice, World
+from .state import RANK_STATE, TrainState
+from .steps import STEPS, held_out_score_loss
+
+log = logging.getLogger("jemkit")
+
+
+class Run:
+    """Everything a training run holds, and how it is saved and restored.
+
+    Under torchrun (``world.active``) the model is wrapped in DDP for the loss (``energy``), chains
+    run on the bare module (``chain_energy``), each rank takes its slice of every global batch and
+    keeps its own buffer shard and sampler generator (seeded ``seed + 1 + rank``). With
+    ``train.ema > 0``, ``ema`` averages the weights; test metrics are measured on it.
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, world: World | None = None):
+        self.cfg, self.run_dir, self.world = cfg, run_dir, world or World()
+        self.device = self.world.device if self.world.active else resolve_device(cfg.train.device)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        seed_everything(cfg.train.seed + self.world.rank)  # initialization (rank 0's is broadcast by DDP) and dropout
+        d = cfg.data
+        self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
+                                 split_seed=d.split_seed).to(self.device)
+        self.model = build_model(cfg, self.data).to(self.device)
+        self.model.check_finite = False  # data are validated once at load; the guard watches the rest
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.data.x_train = self.data.x_train.contiguous(memory_format=torch.channels_last)
+        self.is_score_model = cfg.train.objective in SCORE_OBJECTIVES  # the step calls it as s(x, σ)
+        self.ema = build_ema(self.model, cfg.train.ema)  # before DDP wraps the model
+        self._wrap_energies()
+        opt = build_optimizer(self.model.parameters(), cfg.optim)
+        stream, unlabeled = self._streams()
+        sample_gen = make_generator(self.device, cfg.train.seed + 1 + self.world.rank)  # sampler and buffer randomness
+        self.state = TrainState(opt, cfg.optim, cfg.train.steps, stream, unlabeled, sample_gen, self.ema)
+        self.uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+        # where fresh and re-initialized chains start; class Gaussians are fitted once, here
+        self.init = build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes) \
+            if self.uses_buffer else None
+        self.buffer = self.new_buffer() if self.uses_buffer else None
+        self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
+        self.test_loss = None
+
+    def _wrap_energies(self) -> None:
+        """``chain_energy`` on the bare module (sampling); ``energy`` for the loss, through DDP when distributed."""
+        cfg = self.cfg
+        self.chain_energy = self.model if self.is_score_model else ClassifierEnergy(self.model, cfg.model.temperature)
+        self.energy = self.chain_energy
+        if not self.world.active:
+            return
+        uses_chains = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+        distributed.check_world(self.world, cfg.data.batch_size, cfg.buffer.size if uses_chains else None,
+                                self.data.num_classes if cfg.buffer.conditional else None)
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.energy = ddp if self.is_score_model else ClassifierEnergy(ddp, cfg.model.temperature)
+
+    def _streams(self) -> tuple:
+        """The labelled batch stream, and (semi-supervised) the stream of all images that feeds log p(x)."""
+        d, x, y = self.cfg.data, self.data.x_train, self.data.y_train
+        unlabeled = None
+        if d.labels_per_class > 0:
+            idx = labelled_subset(y, d.labels_per_class, self.data.num_classes, d.split_seed)
+            if self.cfg.train.objective != "ce":
+                unlabeled = BatchStream(x, y, d.batch_size, seed=self.cfg.train.seed + 1, input_noise=d.input_noise)
+            x, y = x[idx], y[idx]
+        stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=self.cfg.train.seed, input_noise=d.input_noise)
+        if self.world.active:  # the same global stream on every rank; each takes its rows
+            stream = RankSlice(stream, self.world)
+            unlabeled = RankSlice(unlabeled, self.world) if unlabeled is not None else None
+        return stream, unlabeled
+
+    @property
+    def opt(self) -> torch.optim.Optimizer:
+        return self.state.optimizer
+
+    @property
+    def stream(self):
+        return self.state.stream
+
+    @property
+    def step(self) -> int:
+        """Training steps finished."""
+        return self.state.step
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What test metrics, score-sample grids and ``jemkit.load`` use: the weight average when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def new_buffer(self) -> ReplayBuffer:
+        b = self.cfg.buffer
+        buffer = ReplayBuffer(b.size // self.world.size, self.data.shape, reinit=b.reinit, init=self.init, device=self.device,
+                              num_classes=self.data.num_classes if b.conditional else None,
+                              generator=self.state.sample_gen)
+        if self.cfg.train.channels_last:
+            buffer.x = buffer.x.contiguous(memory_format=torch.channels_last)
+        return buffer
+
+    def step_fn(self) -> Callable[..., LossOutput]:
+        """This run's training step ``fn(energy, x, y) -> LossOutput`` (SGLD steps as the guard has them now)."""
+        fn, cfg, s = STEPS[self.cfg.train.objective], self.cfg, self.state
+        if cfg.train.objective == "ce":
+            return fn
+        if self.is_score_model:  # noise, σ's and projections from the sampler generator (saved with every checkpoint)
+            return functools.partial(fn, score=cfg.score, generator=s.sample_gen)
+        sampler = make_sampler(cfg.sampler, s.guard.extra_sgld_steps)
+        if self.world.active:  # chains on the bare module: DDP's hooks never see the input-gradient passes
+            sampler = functools.partial(_on_energy, sampler, self.chain_energy)
+        return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=cfg.train,
+                                       generator=s.sample_gen,
+                                       x_unlabeled=next(s.unlabeled)[0] if s.unlabeled is not None else None)
+
+    def save(self) -> Path:
+        """A checkpoint of this step (every rank writes its own files under torchrun); the record's path."""
+        test_acc = self.state.test_acc
+        record = {**self.record, "test_acc": None if test_acc != test_acc else test_acc}
+        directory, state = self.run_dir / "checkpoints", self.state.state_dict()
+        buffer = self.buffer.x if self.buffer is not None else None
+        ema = self.ema.module if self.ema is not None else None
+        if not self.world.active:
+            path = save_checkpoint(directory, self.step, self.model, record, buffer, state, ema=ema)
+            prune_checkpoints(directory, self.cfg.train.keep_last)
+            return path
+        # every rank writes its shard, then rank 0 the weights, the shared state and the record (listing all files)
+        try:
+            shards = save_shard(directory, self.step, self.world.rank, buffer, {k: state.pop(k) for k in RANK_STATE})
+        except OSError as err:
+            shards = err
+        gathered = distributed.gather(shards, self.world)
+        failed = [e for e in gathered if isinstance(e, OSError)]
+        if failed:
+            raise failed[0]
+        files = {name: digest for part in gathered for name, digest in part.items()}
+
+        def write_record() -> Path:
+            path = save_checkpoint(directory, self.step, self.model, record, None, state, shards=files, ema=ema)
+            prune_checkpoints(directory, self.cfg.train.keep_last)
+            return path
+        return distributed.on_main(write_record, self.world)
+
+    def restore(self, record_path: Path, restore_guard: bool = True) -> None:
+        """Load weights, weight average, buffer and training state of a verified checkpoint (weights_only, no
+        code runs). A checkpoint without a weight average starts one from its weights."""
+        from safetensors.torch import load_file
+
+        saved_world = int(read_record(record_path, verify=False).get("world_size", 1))
+        if saved_world != self.world.size:
+            raise ValueError(f"{record_path} was written by {saved_world} process(es) and this run has {self.world.size}: "
+                             f"resume with the same number (torchrun --nproc_per_node={saved_world}); replay-buffer "
+                             "shards and per-rank generator states are not re-sharded")
+        rank, device = self.world.rank if self.world.active else None, str(self.device)
+        weights = record_path.with_suffix(".safetensors")
+        self.model.load_state_dict(load_file(str(weights), device=device))
+        if self.ema is not None:
+            ema = weights.with_suffix(".ema.safetensors")
+            self.ema.module.load_state_dict(load_file(str(ema if ema.is_file() else weights), device=device))
+        # on CPU; the optimizer moves its state to the parameters' device
+        self.state.load_state_dict(load_training_state(record_path, rank=rank), restore_guard)
+        if self.buffer is not None:
+            self.buffer.x = load_file(str(buffer_path(record_path, rank)), device=device)["x"]
+
+    def test_accuracy(self) -> float:
+        """Accuracy on the test set; under torchrun each rank predicts every W-th example and counts are summed."""
+        x, y, model = self.data.x_test, self.data.y_test, self.eval_model
+        if not self.world.active:
+            return (predict_logits(model, x).argmax(1) == y).float().mean().item()
+        r, w = self.world.rank, self.world.size
+        correct = (predict_logits(model, x[r::w]).argmax(1) == y[r::w]).sum().item()
+        correct, n = distributed.total([correct, len(y[r::w])], self.world)
+        return correct / n
+
+    def held_out_loss(self) -> float:
+        """Score models: the training objective on held-out data with fixed noise (lower is better)."""
+        return held_out_score_loss(self.eval_model, self.data.x_test, self.cfg.train.objective, self.cfg.score)
+
+    def save_score_samples(self, path: Path) -> None:
+        """Annealed-Langevin samples of a score model (same seed every time): a grid, or points over the test data."""
+        n = 64 if self.model.input_shape != (2,) else 1000
+        x = draw_score_samples(self.eval_model, self.cfg, n, generator=make_generator(self.device, self.cfg.train.seed + 2),
+                               device=self.device)
+        save_samples(x, path, reference=self.data.x_test if x.dim() == 2 else None)
+
+    def event(self, message: str) -> None:
+        """A line in events.log (rank 0) and a warning: resumes, recoveries, interruptions."""
+        if not self.world.main:
+            return
+        log.warning(message)
+        with open(self.run_dir / "events.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step}: {message}\n")
+
+
+def _on_energy(sampler: Callable, energy: ClassifierEnergy, _energy, x, **kwargs):
+    """``sampler`` run on ``energy`` whatever energy the step passes (the bare module under DDP)."""
+    return sampler(energy, x, **kwargs)
