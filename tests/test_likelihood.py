@@ -2,13 +2,13 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import jemkit
-from jemkit.data import load_dataset
 from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, sigmoid_schedule, suite_likelihood
-from jemkit.evaluation.context import EvalContext
+from jemkit.model import Classifier
 
-from conftest import DEVICES, TinyNet
+from conftest import DEVICES, TinyNet, make_ctx
 
 def gaussian_energy(mu: float, sigma: float, shift: float = 0.0):
     """E(x) = ½‖x − μ‖² / σ² + c on R^D: Z = (2πσ²)^{D/2} · e^{−c}."""
@@ -69,20 +69,47 @@ def test_ais_leaves_a_module_energy_untouched():
     assert all(p.grad is None and p.requires_grad for p in energy.parameters())
 
 
-def test_suite_likelihood_quick(model, tmp_path):
-    data = load_dataset("digits")
-    ctx = lambda label="model", seed=0: EvalContext(model, data, tmp_path, label, seed=seed, quick=True, progress=False)
-    out = suite_likelihood(ctx())["likelihood"]
-    d = 64
-    assert (out["n_chains"], out["n_temps"]) == (8, 20)
-    assert out["bpd"] == pytest.approx(-out["logp_test"] / (d * math.log(2)))
-    assert out["bpd_8bit"] - out["bpd"] == pytest.approx(math.log2(127.5))
-    assert out["bpd_stderr"] == pytest.approx(out["log_z_stderr"] / (d * math.log(2)))
+def linear_logit_model(a: float, c: float) -> Classifier:
+    """One logit f(x) = a Σ x_i + c on 8×8 images, so E(x) = −a Σ x_i − c on [−1, 1]^64."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 1))
     with torch.no_grad():
-        e = jemkit.ClassifierEnergy(model)(data.x_test)
-    assert out["logp_test"] == pytest.approx((-e - out["log_z"]).mean().item(), rel=1e-5)
+        net[1].weight.fill_(a)
+        net[1].bias.fill_(c)
+    model = Classifier(net, (1, 8, 8), 1).eval()
+    model.record = {}
+    return model
+
+
+def test_suite_likelihood_of_a_tilted_box_density(digits, tmp_path):
+    """E(x) = −a Σ x_i − c: Z = (2 sinh(a) / a)^D e^c, so log p(x) = a Σ x_i + c − log Z in closed form."""
+    d, a, c = 64, 0.5, 3.0
+    true_log_z = d * math.log(2 * math.sinh(a) / a) + c
+    out = suite_likelihood(make_ctx(linear_logit_model(a, c), digits, tmp_path), n_chains=64, n_temps=200)["likelihood"]
+    tol = 3 * out["log_z_stderr"] + 0.05
+    assert abs(out["log_z"] - true_log_z) < tol, (out["log_z"], true_log_z, out["log_z_stderr"])
+    logp = (a * digits.x_test.flatten(1).sum(1) + c - true_log_z).double()
+    assert abs(out["logp_test"] - logp.mean().item()) < tol
+    assert out["logp_test_std"] == pytest.approx(logp.std().item(), rel=1e-4)
+    assert abs(out["bpd"] + logp.mean().item() / (d * math.log(2))) < tol / (d * math.log(2))
+
+
+def test_suite_likelihood_of_a_constant_energy_is_the_uniform_density(digits, tmp_path):
+    """Constant E: p is uniform on [−1, 1]^D, density 2^−D: log Z = D log 2 − E exactly (all AIS weights are
+    equal), one bit per dimension, and log2(127.5) more on the 8-bit scale."""
+    out = suite_likelihood(make_ctx(linear_logit_model(0.0, 2.0), digits, tmp_path))["likelihood"]
+    assert out["log_z"] == pytest.approx(64 * math.log(2) + 2.0, abs=1e-3)
+    assert out["log_z_stderr"] == pytest.approx(0.0, abs=1e-5) and out["ess"] == pytest.approx(8.0, rel=1e-4)
+    assert out["logp_test"] == pytest.approx(-64 * math.log(2), abs=1e-3)
+    assert out["bpd"] == pytest.approx(1.0, abs=1e-5)
+    assert out["bpd_8bit"] == pytest.approx(1.0 + math.log2(127.5), abs=1e-5)
+
+
+def test_suite_likelihood_quick(model, digits, tmp_path):
+    out = suite_likelihood(make_ctx(model, digits, tmp_path))["likelihood"]
+    assert (out["n_chains"], out["n_temps"]) == (8, 20)
+    assert math.isfinite(out["log_z"]) and out["log_z_stderr"] >= 0 and 1 <= out["ess"] <= 8
     assert (tmp_path / "likelihood_ais_samples.png").is_file()
     assert all(p.grad is None for p in model.parameters()) and not model.training
-    assert suite_likelihood(ctx("baseline"))["likelihood"] == out
+    assert suite_likelihood(make_ctx(model, digits, tmp_path, label="baseline"))["likelihood"] == out
     assert (tmp_path / "baseline_likelihood_ais_samples.png").is_file()
-    assert suite_likelihood(ctx(seed=5))["likelihood"]["log_z"] != out["log_z"]
+    assert suite_likelihood(make_ctx(model, digits, tmp_path, seed=5))["likelihood"]["log_z"] != out["log_z"]
