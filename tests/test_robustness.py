@@ -11,8 +11,8 @@ from jemkit.config import load_preset
 from jemkit.energy import ClassifierEnergy
 from jemkit.model import predict_logits
 from jemkit.evaluation.robustness import (
-    NormalizedLogits, RobustnessOptions, PurifiedClassifier, correct, purify_bpda, purify_full, robust_curve,
-    suite_robustness, zero_gradient_fraction,
+    NormalizedLogits, PixelSpace, RobustnessOptions, PurifiedClassifier, correct, eps_key, is_monotone, purify_bpda,
+    purify_full, robust_curve, suite_robustness, zero_gradient_fraction,
 )
 from jemkit.training import train
 
@@ -23,8 +23,7 @@ pytest.importorskip("torchattacks")
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """A tiny CE classifier (~1 s, test accuracy ~0.8): the curves need mostly-correct clean examples,
-    which the shared tiny JEM (~0.3) does not give."""
+    """A tiny CE classifier: the curves need mostly-correct clean examples, which the shared tiny JEM does not give."""
     run = tmp_path_factory.mktemp("robustness") / "run"
     overrides = ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8", "train.eval_every=150", "train.log_every=150"]
     train(load_preset("digits-baseline", overrides), run, progress=False)
@@ -120,6 +119,30 @@ def test_reproducible_prefixed_and_free_of_side_effects(model, data, tmp_path, q
     assert again == quick_result
     assert (tmp_path / "baseline_robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "robustness.png").exists()
+
+
+def test_curve_flags_and_keys():
+    assert is_monotone([0.9, 0.9, 0.5, 0.0]) and not is_monotone([0.9, 0.5, 0.6])
+    assert (eps_key(8 / 255), eps_key(0.1), eps_key(0.0), eps_key(2.0)) == ("eps_8/255", "eps_0.1", "eps_0", "eps_2")
+
+
+def test_a_larger_eps_breaks_more_examples(model, data, tmp_path):
+    options = {"n_bare": 64, "defense_gradients": (), "linf_eps": [0.02, 0.3]}
+    r = suite_robustness(make_ctx(model, data, tmp_path), options)["robustness"]["linf"]["bare"]  # ε = 0, 0.02, 0.3
+    assert r[1] > 0.5 and r[1] > r[2] + 0.4 and r[2] <= 0.05, r
+
+
+def test_purification_with_no_steps_and_no_noise_is_the_bare_model(model, data, tmp_path):
+    x = (data.x_test[:16] + 1) / 2
+    opts = RobustnessOptions(purify_steps=0, copy_noise=0.0, **sgld_settings(noise=0.01))
+    with torch.no_grad():
+        bare = PixelSpace(model)(x)
+    for purify in (purify_bpda, purify_full):
+        defended = PurifiedClassifier(ClassifierEnergy(model), opts, 3, purify, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(defended(x).detach(), bare, rtol=1e-6, atol=1e-6)
+    options = {"n_bare": 48, "n_defended": 48, "purify_steps": 0, "copy_noise": 0.0, "defense_gradients": ("bpda",)}
+    r = suite_robustness(make_ctx(model, data, tmp_path), options)["robustness"]
+    assert r["defended_clean_accuracy"] == r["clean_accuracy"] and r["eps0_is_clean"]
 
 
 def sgld_settings(noise):
