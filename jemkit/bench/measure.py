@@ -1,5 +1,13 @@
 """Measurements: wall time (CUDA-synchronized), minor page faults, peak and current RSS, peak CUDA
-memory, FLOPs by ``torch.utils.flop_counter``, and the machine's ceilings (matmul, 1×1 conv)."""
+memory, FLOPs by ``torch.utils.flop_counter``, and the machine's ceilings (matmul, 1×1 conv).
+
+The ceilings are timed by ``torch.utils.benchmark.Timer.blocked_autorange`` (blocks of calls, the
+clock synchronized with the GPU). A contender's call is not: ``measure`` times exactly one call,
+with the page faults and peak RSS of that call, so the benchmark can interleave the contenders one
+call at a time (and time the textbook in its own process). ``Timer`` cannot do that: ``timeit(1)``
+makes two untimed warm-up calls before the timed one, ``blocked_autorange`` an untimed sizing call
+before each measurement, and both run on one thread unless told otherwise.
+"""
 from __future__ import annotations
 
 import resource
@@ -90,9 +98,17 @@ def ceiling_sizes(device: torch.device, quick: bool) -> dict:
     return {"matmul_n": 2048, "conv": (64, 256, 32)}  # conv: batch, channels, H = W
 
 
-def measure_ceilings(device: torch.device, quick: bool, repeats: int = 3) -> dict[str, float]:
+def best_seconds(fn: Callable[[], object], min_run_time: float = 0.2) -> float:
+    """Fastest per-call time of fn over ``Timer.blocked_autorange`` blocks, on the process's threads."""
+    from torch.utils.benchmark import Timer
+
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return min(timer.blocked_autorange(min_run_time=min_run_time).times)
+
+
+def measure_ceilings(device: torch.device, quick: bool) -> dict[str, float]:
     """GFLOP/s of a large n×n matmul and a large 1×1 convolution (C → C channels), float32 and bfloat16;
-    best of ``repeats`` after one untimed call."""
+    the fastest block of ``best_seconds``."""
     size = ceiling_sizes(device, quick)
     n = size["matmul_n"]
     batch, c, hw = size["conv"]
@@ -103,7 +119,5 @@ def measure_ceilings(device: torch.device, quick: bool, repeats: int = 3) -> dic
         w = torch.randn(c, c, 1, 1, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
         for name, fn, flops in ((f"matmul_{tag}", lambda: a @ b, 2 * n**3),
                                 (f"conv1x1_{tag}", lambda: F.conv2d(x, w), 2 * batch * hw * hw * c * c)):
-            fn()
-            best = min(measure(fn, device).seconds for _ in range(repeats))
-            out[name] = flops / best / 1e9
+            out[name] = flops / best_seconds(fn, 0.05 if quick else 0.2) / 1e9
     return out

@@ -37,7 +37,7 @@ class BenchOptions:
 
     @classmethod
     def defaults(cls, device: str = "auto", quick: bool = False) -> "BenchOptions":
-        """The issue's sizes (batch 64, 20 steps; WRN-28-10 and CUDA graphs on a GPU), or tiny ones for --quick."""
+        """JEM's sizes (batch 64, 20 SGLD steps; WRN-28-10 and CUDA graphs on a GPU), or tiny ones for --quick."""
         cuda = resolve_device(device).type == "cuda"
         o = cls(device=device, quick=quick)
         if cuda:

@@ -4,8 +4,8 @@ CelebA has no single class label; jemkit's ``celeba`` dataset classifies the **S
 (2 classes, ≈ 48% positive: the most balanced of the 40), over the official train (162,770) /
 test (19,962) partition. Images are center-cropped to 140×140 and resized to 32×32 (the NCSN
 preprocessing, Song & Ermon 2019), so a CelebA model and the CIFAR-10 OOD set share one shape.
-Decoding is one JPEG at a time (minutes for the train split); as float32 the train split takes
-≈ 2 GB. A searched folder counts if it holds (or is) ``celeba/`` with ``img_align_celeba/`` and
+Decoding is one JPEG at a time (162,770 of them for the train split); as float32 the train split
+takes ≈ 2 GB. A searched folder counts if it holds (or is) ``celeba/`` with ``img_align_celeba/`` and
 the five list files, each passing torchvision's MD5 check (the images themselves have none).
 """
 from __future__ import annotations
