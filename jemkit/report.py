@@ -238,12 +238,19 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
 
 
 def _read_metrics(eval_dir: Path) -> dict:
-    """eval_dir/metrics.json; a one-line FileNotFoundError naming the command that writes it."""
+    """eval_dir/metrics.json; a one-line error naming the command that writes it when it is missing or unreadable."""
     path = eval_dir / "metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"there is no evaluation in {eval_dir} (no metrics.json): "
                                 f"run `jemkit eval CHECKPOINT --out {eval_dir}` first")
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON evaluation record ({err}): rerun `jemkit eval CHECKPOINT --out {eval_dir}`") from err
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} is not a JSON evaluation record (a {type(metrics).__name__}, not an object): "
+                         f"rerun `jemkit eval CHECKPOINT --out {eval_dir}`")
+    return metrics
 
 
 _CHECK_PAGE = """<!DOCTYPE html><html><body><pre id="out">pending</pre>

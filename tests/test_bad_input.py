@@ -26,6 +26,10 @@ def workspace(tmp_path_factory):
     train(load_preset("digits-jem", TINY), root / "run", progress=False)
     (root / "notes.txt").write_text("keep me")
     (root / "empty").mkdir()
+    (root / "badeval").mkdir()
+    (root / "badeval" / "metrics.json").write_text('{"accuracy": 0.9')
+    (root / "listeval").mkdir()
+    (root / "listeval" / "metrics.json").write_text("[0.9]")
     (root / "junk.safetensors").write_bytes(b"not a checkpoint")
     torn = root / "torn" / "checkpoints"
     torn.mkdir(parents=True)
@@ -87,7 +91,10 @@ CLI_CASES = [
     ("sample {ws}/run --out {ws}/s.png -n 0", "-n must be > 0"),
     ("sample {ws}/run --out {ws}/s.png --steps -3", "steps must be >= 0"),
     ("sample {ws}/nothing --out {ws}/s.png", "does not exist"),
-    ("report {ws}/empty", "metrics.json"),
+    ("report {ws}/empty", "there is no evaluation in {ws}/empty (no metrics.json): run `jemkit eval CHECKPOINT --out {ws}/empty` first"),
+    ("report {ws}/nothing", "there is no evaluation in {ws}/nothing"),
+    ("report {ws}/badeval", "badeval/metrics.json is not a JSON evaluation record (Expecting"),
+    ("report {ws}/listeval", "listeval/metrics.json is not a JSON evaluation record (a list, not an object)"),
     ("demo --out {ws}/demo --set train.stepz=2", "did you mean 'steps'"),
 ]
 
@@ -97,7 +104,7 @@ def test_cli_bad_input(workspace, argv, message, capsys):
     before = snapshot(workspace)
     assert main(argv.format(ws=workspace).split()) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err, err
+    assert message.format(ws=workspace) in err, err
     assert err.startswith("jemkit: error:") and len(err.splitlines()) == 1 and "Traceback" not in err
     assert snapshot(workspace) == before, "no existing file may be changed by a refused command"
     assert not (workspace / "new").exists()
