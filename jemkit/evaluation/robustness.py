@@ -7,9 +7,8 @@ Threat model and conventions:
   Attacks run through ``PixelSpace``, which maps [0, 1] → [−1, 1] (x·2 − 1) in front of the model,
   so torchattacks sees the [0, 1] images it expects and clamps adversarial images to the data range.
 * **Attacks**: torchattacks 3.5.1 ``PGD`` (L∞) and ``PGDL2`` (L2), ``random_start=True``, step
-  α = 2.5·ε/steps (Madry et al. 2018), maximizing cross-entropy on ``NormalizedLogits`` (logits over
-  a detached per-example scale, so the loss cannot saturate into exact-zero gradients; see there;
-  ``zero_gradient_fraction`` in the result reports what each attack sees at the clean inputs).
+  α = 2.5·ε/steps (Madry et al. 2018), maximizing cross-entropy on ``NormalizedLogits``, which cannot
+  saturate into exact-zero gradients (``zero_gradient_fraction`` reports them at the clean inputs).
 * **Curves**: ``restarts`` random-start runs per ε; an example counts as robust at ε only if it
   survives every restart at every ε' ≤ ε (a running minimum per example over the ascending ε list),
   so every curve is non-increasing by construction, and ``monotone`` re-checks it. ε = 0 is always on
@@ -20,11 +19,9 @@ Threat model and conventions:
   energy E(x) with the checkpoint's training SGLD settings (step size, noise, and JEM++'s gradient
   clip and [−1, 1] clamp when it trained with them), and the classifier's **logits are averaged**
   over the copies (as JEM), giving one prediction per input.
-* **Seeing through the defense**: the attacked model draws fresh copy noise and fresh SGLD noise at
-  every forward (EOT over the stochastic copies); the attacker's forward averages the logits of
-  ``copies × eot`` copies, so each PGD gradient is that of the Monte-Carlo estimate of the
-  defended decision function E_T[f(T(x))] from eot times more draws than the defense makes.
-  Through the K SGLD steps the gradient is either
+* **Seeing through the defense** (EOT): the attacked model draws fresh copy and SGLD noise at every
+  forward and averages the logits of ``copies × eot`` copies, so each PGD gradient is that of a
+  Monte-Carlo estimate of the defended decision function E_T[f(T(x))]. Through the K SGLD steps it is
   - ``bpda``: straight-through, x + (purify(x) − x).detach(): Jacobian of purification ≈ I (as JEM);
   - ``full``: exact, backprop through every step (``sgld(..., create_graph=True)``); cost and
     memory grow with K, so keep K small.
@@ -255,6 +252,63 @@ def is_monotone(curve: list[float]) -> bool:
     return all(b <= a for a, b in zip(curve, curve[1:]))
 
 
+class Attacker:
+    """One evaluation's attacks: the examples (a seeded subset of the test set, as [0, 1] pixels), the bare
+    classifier, and the defended ones, each drawing from ``ctx.generator(offset)``."""
+
+    def __init__(self, ctx: EvalContext, opts: RobustnessOptions, torchattacks):
+        self.ctx, self.opts, self.torchattacks = ctx, opts, torchattacks
+        self.n = min(opts.n_bare, len(ctx.data.y_test))
+        self.n_def = min(opts.n_defended, self.n) if opts.defense_gradients else 0
+        self.gradients = opts.defense_gradients if self.n_def else ()
+        order = torch.randperm(len(ctx.data.y_test), generator=torch.Generator().manual_seed(ctx.seed))[: self.n]
+        self.order = order.to(ctx.data.x_test.device)
+        self.x, self.y = (ctx.data.x_test[self.order] + 1) / 2, ctx.data.y_test[self.order]  # [0, 1] pixels
+        self.def_batch = max(1, opts.batch_size // (opts.copies * opts.eot))
+        self.bare = PixelSpace(ctx.model)  # in eval mode while attacked, inside frozen(model)
+
+    def defended(self, copies: int, gradient: str, offset: int) -> PurifiedClassifier:
+        return PurifiedClassifier(self.ctx.energy, self.opts, copies, GRADIENTS[gradient], self.ctx.generator(offset)).eval()
+
+    def pgd(self, norm: str, model: nn.Module, steps: int) -> Callable[[float], object]:
+        """ε ↦ torchattacks' PGD of ``norm`` on ``NormalizedLogits(model)``, α = 2.5 ε / steps, random start."""
+        cls, seen = getattr(self.torchattacks, ATTACKS[norm]), NormalizedLogits(model).eval()
+        return lambda e: cls(seen, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
+
+    def clean(self) -> tuple[Tensor, Tensor | None]:
+        """(N,) correctness of the bare classifier and (n_def,) of the defense (None without one)."""
+        clean = correct(self.bare, self.x, self.y, self.opts.batch_size)
+        if not self.n_def:
+            return clean, None
+        return clean, correct(self.defended(self.opts.copies, "bpda", 300), self.x[: self.n_def], self.y[: self.n_def], self.def_batch)
+
+    def zero_gradients(self) -> dict[str, float]:
+        """What each attack sees at the clean inputs: a fraction of exact-zero gradients flags masking."""
+        zero_grad = {"bare": zero_gradient_fraction(NormalizedLogits(self.bare), self.x, self.y, self.opts.batch_size)}
+        for j, g in enumerate(self.gradients):
+            attacked = NormalizedLogits(self.defended(self.opts.copies * self.opts.eot, g, 301 + j))
+            zero_grad[g] = zero_gradient_fraction(attacked, self.x[: self.n_def], self.y[: self.n_def], self.def_batch)
+        return zero_grad
+
+    def curves(self, clean: Tensor, clean_def: Tensor | None, step: Callable[[], None]) -> dict[str, dict[str, list[float]]]:
+        """norm → curve name ("bare", "bpda", "full") → accuracy at each ε of the norm's list."""
+        o, seed, curves = self.opts, self.ctx.seed, {}
+        x_def, y_def = self.x[: self.n_def], self.y[: self.n_def]
+        for i, norm in enumerate(ATTACKS):
+            eps = getattr(o, f"{norm}_eps")
+            torch.manual_seed(seed + 310 + 10 * i)  # torchattacks' random starts
+            curves[norm] = {"bare": robust_curve(self.pgd(norm, self.bare, o.pgd_steps_bare), self.bare, self.x, self.y,
+                                                 clean, eps, o.restarts, o.batch_size, step)}
+            for j, g in enumerate(self.gradients):
+                offset = 320 + 10 * i + 2 * j
+                torch.manual_seed(seed + offset)
+                attacked = self.defended(o.copies * o.eot, g, offset)  # EOT: copies × eot fresh draws per forward
+                judge = self.defended(o.copies, "bpda", offset + 1)  # the defense itself (same value as "full")
+                curves[norm][g] = robust_curve(self.pgd(norm, attacked, o.pgd_steps_defended), judge, x_def, y_def,
+                                               clean_def, eps, o.restarts, self.def_batch, step)
+        return curves
+
+
 def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
     """PGD L∞ / L2 accuracy-vs-ε curves for the bare classifier and for the purification defense
     (attacked with BPDA and with full backprop, both under EOT); writes ``{prefix}robustness.png``.
@@ -266,48 +320,16 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
     options = options if options is not None else ctx.options.get("robustness")
     torchattacks = import_torchattacks()
     opts = resolve_options(ctx, options)
-    device = ctx.data.x_test.device
-    n = min(opts.n_bare, len(ctx.data.y_test))
-    n_def = min(opts.n_defended, n) if opts.defense_gradients else 0
-    order = torch.randperm(len(ctx.data.y_test), generator=torch.Generator().manual_seed(ctx.seed))[:n].to(device)
-    x, y = (ctx.data.x_test[order] + 1) / 2, ctx.data.y_test[order]  # [0, 1] pixels
-    direct_clean = (ctx.logits[order].argmax(1) == y).float().mean().item()
-    def_batch = max(1, opts.batch_size // (opts.copies * opts.eot))
-
-    def defended(copies: int, gradient: str, offset: int) -> PurifiedClassifier:
-        return PurifiedClassifier(ctx.energy, opts, copies, GRADIENTS[gradient], ctx.generator(offset)).eval()
-
-    def pgd(norm: str, model: nn.Module, steps: int) -> Callable[[float], object]:
-        cls, seen = getattr(torchattacks, ATTACKS[norm]), NormalizedLogits(model).eval()
-        return lambda e: cls(seen, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
-
-    gradients = opts.defense_gradients if n_def else ()
-    total = (1 + len(gradients)) * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
-    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
-    curves: dict[str, dict[str, list[float]]] = {norm: {} for norm in ATTACKS}
+    attacker = Attacker(ctx, opts, torchattacks)
+    n, n_def = attacker.n, attacker.n_def
+    direct_clean = (ctx.logits[attacker.order].argmax(1) == attacker.y).float().mean().item()
+    total = (1 + len(attacker.gradients)) * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
+    cuda = list(range(torch.cuda.device_count())) if ctx.data.x_test.device.type == "cuda" else []
     with frozen(ctx.model), torch.random.fork_rng(devices=cuda), \
             tqdm(total=total, desc=f"robustness ({ctx.label})", disable=not ctx.progress, leave=False) as bar:
-        bare = PixelSpace(ctx.model).eval()
-        clean = correct(bare, x, y, opts.batch_size)
-        clean_def = correct(defended(opts.copies, "bpda", 300), x[:n_def], y[:n_def], def_batch) if n_def else None
-        # what each attack sees at the clean inputs: a fraction of exact-zero gradients flags masking
-        zero_grad = {"bare": zero_gradient_fraction(NormalizedLogits(bare), x, y, opts.batch_size)}
-        for j, g in enumerate(gradients):
-            attacked = NormalizedLogits(defended(opts.copies * opts.eot, g, 301 + j))
-            zero_grad[g] = zero_gradient_fraction(attacked, x[:n_def], y[:n_def], def_batch)
-        for i, norm in enumerate(ATTACKS):
-            eps = getattr(opts, f"{norm}_eps")
-            torch.manual_seed(ctx.seed + 310 + 10 * i)  # torchattacks' random starts
-            curves[norm]["bare"] = robust_curve(pgd(norm, bare, opts.pgd_steps_bare), bare, x, y, clean, eps,
-                                                opts.restarts, opts.batch_size, bar.update)
-            for j, g in enumerate(gradients):
-                offset = 320 + 10 * i + 2 * j
-                torch.manual_seed(ctx.seed + offset)
-                attacked = defended(opts.copies * opts.eot, g, offset)  # EOT: copies × eot fresh draws per forward
-                judge = defended(opts.copies, "bpda", offset + 1)  # the defense itself (same value as "full")
-                curves[norm][g] = robust_curve(pgd(norm, attacked, opts.pgd_steps_defended), judge, x[:n_def], y[:n_def],
-                                               clean_def, eps, opts.restarts, def_batch, bar.update)
-
+        clean, clean_def = attacker.clean()
+        zero_grad = attacker.zero_gradients()
+        curves = attacker.curves(clean, clean_def, bar.update)
     result = summarize(ctx, opts, curves, n, n_def, direct_clean, clean_def.float().mean().item() if n_def else None)
     result["zero_gradient_fraction"] = zero_grad
     masked = {name: f for name, f in zero_grad.items() if f > 0.05}
