@@ -97,6 +97,22 @@ def fill(
     return inpaint(energy, xr, mr, z0, sampler, generator=generator).view(n_samples, *x.shape)
 
 
+def fill_batches(energy: Callable, x: Tensor, mask: Tensor, sampler: Callable, n_samples: int, batch_size: int, *,
+                 generator: torch.Generator | None = None, progress: bool = False, desc: str = "") -> Tensor:
+    """``fill`` over ``x`` in batches of ``batch_size`` images: (n_samples, N, C, H, W)."""
+    batches = tqdm(range(0, len(x), batch_size), desc=desc, disable=not progress, leave=False)
+    return torch.cat([fill(energy, x[j : j + batch_size], mask[j : j + batch_size], sampler, n_samples, generator=generator)
+                      for j in batches], dim=1)
+
+
+def fill_errors(x: Tensor, mask: Tensor, fills: Tensor, mean_fill: Tensor) -> dict[str, float]:
+    """``masked_errors`` of the mean of the completions ``fills`` (K, N, C, H, W) as ``mse``/``psnr``, of the
+    first completion as ``sample_*``, and of ``mean_fill`` as ``mean_fill_*``."""
+    sample, posterior_mean, mean_base = (masked_errors(f, x, mask) for f in (fills[0], fills.mean(0), torch.where(mask, x, mean_fill)))
+    return {**posterior_mean, "sample_mse": sample["mse"], "sample_psnr": sample["psnr"],
+            "mean_fill_mse": mean_base["mse"], "mean_fill_psnr": mean_base["psnr"]}
+
+
 def suite_inpainting(
     ctx: EvalContext,
     *,
@@ -129,17 +145,9 @@ def suite_inpainting(
     for i, (name, make_mask) in enumerate(MASKS.items()):
         gen = ctx.generator(10 + i)
         mask = make_mask(x, generator=gen)
-        fills = torch.cat([  # (K, N, C, H, W)
-            fill(ctx.energy, x[j : j + batch_size], mask[j : j + batch_size], sampler, n_samples, generator=gen)
-            for j in tqdm(range(0, len(x), batch_size), desc=f"inpainting {name} ({ctx.label})", disable=not ctx.progress, leave=False)
-        ], dim=1)
-        one, avg = fills[0], fills.mean(0)
-        sample, posterior_mean, mean_base = (masked_errors(f, x, mask) for f in (one, avg, torch.where(mask, x, mean_fill)))
-        result[name] = {
-            **posterior_mean,
-            "sample_mse": sample["mse"], "sample_psnr": sample["psnr"],
-            "mean_fill_mse": mean_base["mse"], "mean_fill_psnr": mean_base["psnr"],
-        }
-        rows += [torch.where(mask[:k], x[:k], torch.zeros_like(x[:k])), one[:k], avg[:k], x[:k]]
+        fills = fill_batches(ctx.energy, x, mask, sampler, n_samples, batch_size, generator=gen, progress=ctx.progress,
+                             desc=f"inpainting {name} ({ctx.label})")
+        result[name] = fill_errors(x, mask, fills, mean_fill)
+        rows += [torch.where(mask[:k], x[:k], torch.zeros_like(x[:k])), fills[0, :k], fills.mean(0)[:k], x[:k]]
     save_grid(torch.cat(rows), ctx.out_dir / f"{ctx.prefix}inpainting.png", nrow=k)
     return {"inpainting": result}
