@@ -219,15 +219,9 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into eval_dir; return (html_path, md_path)."""
     eval_dir = Path(eval_dir)
     metrics = _read_metrics(eval_dir)
-    baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
-    header = [("dataset", str(metrics.get("dataset", "—"))),
-              ("checkpoint", str(metrics.get("checkpoint", "—")))]
-    if baseline:
-        header.append(("baseline checkpoint", str(baseline.get("checkpoint", "—"))))
-    header.append(("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")))
     rows, has_base = _metric_rows(metrics)
     runs = _runs(metrics)
-    context = {"header": header, "columns": ["metric", "model"] + (["baseline"] if has_base else []),
+    context = {"header": _header(metrics), "columns": ["metric", "model"] + (["baseline"] if has_base else []),
                "rows": [(key, [model, base] if has_base else [model]) for key, model, base in rows],
                "figures": [[_Figure(p) for p in group] for group in _prepare_images(eval_dir, runs)],
                "configs": _configs(runs)}
@@ -235,6 +229,15 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     for path in paths:
         path.write_text(_templates().get_template(f"{path.name}.j2").render(context), encoding="utf-8")
     return paths
+
+
+def _header(metrics: dict) -> list[tuple[str, str]]:
+    """(label, text) lines above the tables: dataset, checkpoints, when the report was generated."""
+    baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
+    header = [("dataset", str(metrics.get("dataset", "—"))), ("checkpoint", str(metrics.get("checkpoint", "—")))]
+    if baseline:
+        header.append(("baseline checkpoint", str(baseline.get("checkpoint", "—"))))
+    return header + [("generated", datetime.now(timezone.utc).isoformat(timespec="seconds"))]
 
 
 def _read_metrics(eval_dir: Path) -> dict:
