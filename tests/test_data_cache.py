@@ -1,10 +1,12 @@
 """The download/unpack cache under concurrent first use: several processes filling a fresh cache at once."""
 import hashlib
 import multiprocessing
+import threading
+import time
 
 import pytest
 
-from jemkit.data import load_dataset
+from jemkit.data import load_dataset, locate
 from jemkit.data.cache import copy_atomically
 from test_data import make_fake_fmnist
 
@@ -48,6 +50,28 @@ def test_concurrent_first_use_of_a_fresh_cache(tmp_path, monkeypatch):
     raw = cache / "fashion-mnist" / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(
         ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"])
+
+
+def test_concurrent_downloads_fetch_once(tmp_path, monkeypatch):
+    """Two loaders that both miss the data: the second waits for the first's download and uses it."""
+    monkeypatch.setattr(locate, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setenv("JEMKIT_CACHE", str(tmp_path / "cache"))
+    fetches = []
+
+    def fetch(dest):
+        fetches.append(dest)
+        time.sleep(0.5)  # a slow download: the other loader arrives meanwhile
+        (dest / "toy").mkdir(parents=True)
+        (dest / "toy" / "data.bin").write_bytes(b"data")
+
+    source = locate.Source("toy", "Toy", lambda with_train: [("toy/data.bin", None)], aliases=(), howto="-", fetch=fetch)
+    roots = []
+    threads = [threading.Thread(target=lambda: roots.append(locate.locate(source, None, download=True))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert roots == [tmp_path / "cache" / "toy"] * 2 and len(fetches) == 1
 
 
 def test_a_failed_copy_leaves_neither_the_file_nor_its_temporary(tmp_path):

@@ -80,9 +80,11 @@ def locate(source: Source, root: str | None, download: bool) -> Path:
     if download and source.fetch is not None:
         dest = cache_dir() / source.key
         try:
-            with cache_lock(dest):  # torchvision writes its files in place: one downloader at a time
-                source.fetch(dest)
-            got = source.probe(dest)
+            with cache_lock(dest):  # torchvision writes files in place: one downloader at a time,
+                got = source.probe(dest)  # and what another process finished downloading meanwhile is used
+                if not isinstance(got, Path):
+                    source.fetch(dest)
+                    got = source.probe(dest)
             if isinstance(got, Path):
                 return got
             reason = f" The download into {dest} gave no usable files ({got or 'nothing found'})."
