@@ -1,16 +1,17 @@
+"""Inpainting: masks, the clamped energy, errors, and the suite on a Gaussian with a known posterior."""
 import pytest
 import torch
 from torch import nn
 
 import jemkit
+from jemkit.data import ImageData
 from jemkit.evaluation.inpainting import (
     MASKS, ClampedEnergy, inpaint, lower_half_mask, masked_errors, random_pixel_mask, suite_inpainting,
 )
+from jemkit.model import Classifier
 from jemkit.sampling import sgld
 
 from conftest import DEVICES, GaussianEnergy, make_ctx
-from jemkit.data import ImageData
-from jemkit.model import Classifier
 
 
 def test_masks_hide_what_they_say():

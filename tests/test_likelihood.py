@@ -1,3 +1,4 @@
+"""AIS estimates of log Z on energies with known normalizers, and the likelihood suite."""
 import math
 
 import pytest
@@ -9,6 +10,7 @@ from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, si
 from jemkit.model import Classifier
 
 from conftest import DEVICES, TinyNet, make_ctx
+
 
 def gaussian_energy(mu: float, sigma: float, shift: float = 0.0):
     """E(x) = ½‖x − μ‖² / σ² + c on R^D: Z = (2πσ²)^{D/2} · e^{−c}."""
