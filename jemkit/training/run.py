@@ -52,16 +52,16 @@ class Run:
             self.model.to(memory_format=torch.channels_last)
             self.data.x_train = self.data.x_train.contiguous(memory_format=torch.channels_last)
         self.is_score_model = cfg.train.objective in SCORE_OBJECTIVES  # the step calls it as s(x, σ)
+        self.uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
         self.ema = build_ema(self.model, cfg.train.ema)  # before DDP wraps the model
         self._wrap_energies()
         opt = build_optimizer(self.model.parameters(), cfg.optim)
         stream, unlabeled = self._streams()
         sample_gen = make_generator(self.device, cfg.train.seed + 1 + self.world.rank)  # sampler and buffer randomness
         self.state = TrainState(opt, cfg.optim, cfg.train.steps, stream, unlabeled, sample_gen, self.ema)
-        self.uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
         # where fresh and re-initialized chains start; class Gaussians are fitted once, here
-        self.init = build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes) \
-            if self.uses_buffer else None
+        self.init = (build_init(cfg.buffer.init, self.data.x_train, self.data.y_train, self.data.num_classes)
+                     if self.uses_buffer else None)
         self.buffer = self.new_buffer() if self.uses_buffer else None
         self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
         self.test_loss = None
@@ -73,8 +73,7 @@ class Run:
         self.energy = self.chain_energy
         if not self.world.active:
             return
-        uses_chains = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
-        distributed.check_world(self.world, cfg.data.batch_size, cfg.buffer.size if uses_chains else None,
+        distributed.check_world(self.world, cfg.data.batch_size, cfg.buffer.size if self.uses_buffer else None,
                                 self.data.num_classes if cfg.buffer.conditional else None)
         ddp = torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
