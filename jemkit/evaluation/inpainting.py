@@ -83,11 +83,6 @@ def masked_errors(x_hat: Tensor, x: Tensor, mask: Tensor) -> dict[str, float]:
     return {"mse": mse, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else math.inf}
 
 
-def checkpoint_sampler(model, steps: int) -> Callable:
-    """The model's training sampler (name, step size, noise) from its checkpoint record, with ``steps``."""
-    return sampler_from_record(model.record, steps=steps)
-
-
 def fill(
     energy: Callable, x: Tensor, mask: Tensor, sampler: Callable, n_samples: int, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -138,7 +133,7 @@ def suite_inpainting(
     n_samples = n_samples or (2 if ctx.quick else 4)
     x = ctx.data.x_test[:n_images]
     mean_fill = ctx.data.x_train.mean(0, keepdim=True).expand_as(x)
-    sampler = checkpoint_sampler(ctx.model, steps)
+    sampler = sampler_from_record(ctx.model.record, steps=steps)  # the training sampler, ``steps`` long
     result: dict = {"steps": steps, "n_images": len(x), "n_samples": n_samples}
     rows: list[Tensor] = []
     k = min(n_show, len(x))
