@@ -1,4 +1,6 @@
 """Known-answer tests for the evaluation metrics."""
+import math
+
 import pytest
 import torch
 
@@ -51,3 +53,22 @@ def test_ood_scores_match_definitions(tiny_energy):
     (g,) = torch.autograd.grad(tiny_energy(xg).sum(), xg)
     assert torch.allclose(s["gradnorm"], -g.norm(dim=1), atol=1e-6)
     assert all(p.grad is None for p in tiny_energy.parameters())
+
+
+def test_ood_scores_known_answers():
+    """Logits (w·x, log 3): logp = log(e^{w·x} + 3), gradnorm = −σ(w·x − log 3)‖w‖; at w·x = 0 the class
+    probabilities are (1/4, 3/4) and the T = 2 energy score is 2 log(1 + √3)."""
+    from jemkit.energy import ClassifierEnergy
+
+    w = torch.tensor([3.0, -4.0])
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.stack([w, torch.zeros(2)]))
+        net.bias.copy_(torch.tensor([0.0, math.log(3)]))
+    x = torch.tensor([[0.0, 0.0], [0.4, 0.3], [1.0, 0.0]])  # w·x = 0, 0, 3
+    s = ood_scores(ClassifierEnergy(net), x, temperature=2.0)
+    torch.testing.assert_close(s["logp"], torch.tensor([math.log(4), math.log(4), math.log(math.exp(3) + 3)]))
+    assert s["maxprob"][:2].tolist() == pytest.approx([0.75, 0.75])
+    assert s["energy"][0].item() == pytest.approx(2 * math.log(1 + math.sqrt(3)))
+    sig = lambda a: 1 / (1 + 3 * math.exp(-a))  # σ(a − log 3)
+    assert s["gradnorm"].tolist() == pytest.approx([-5 * sig(0), -5 * sig(0), -5 * sig(3)])
