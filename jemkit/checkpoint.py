@@ -177,7 +177,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         name = path.name
-        for suffix in (".buffer.safetensors", ".state.pt", ".safetensors", ".json"):
+        for suffix in (".ema.safetensors", ".buffer.safetensors", ".state.pt", ".safetensors", ".json"):
             if name.endswith(suffix) and _RECORD.match(name[: -len(suffix)] + ".json"):
                 return path.with_name(name[: -len(suffix)] + ".json")
         raise FileNotFoundError(f"{path} is not a jemkit checkpoint (expected step_NNNNNNNN.safetensors or .json)")

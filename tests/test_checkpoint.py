@@ -8,7 +8,7 @@ from jemkit.config import load_preset
 from jemkit.data import load_dataset
 from jemkit.checkpoint import resolve_checkpoint, save_checkpoint
 from jemkit.training import build_model
-from jemkit.training.trainer import checkpoint_record
+from jemkit.training.build import checkpoint_record
 
 
 @pytest.fixture

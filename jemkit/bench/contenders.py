@@ -16,7 +16,7 @@ from ..sampling import ReplayBuffer
 from ..training.guard import check_step
 from ..sampling import make_sampler
 from ..training.steps import jem_step
-from ..training.trainer import build_optimizer
+from ..training.build import build_optimizer
 from ..utils import closest
 from .reference import TextbookJEM, textbook_sgld
 

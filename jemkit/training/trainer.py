@@ -23,7 +23,6 @@ from ..config import Config, TrainConfig, save_config, validate
 from ..images import save_grid
 from ..objectives import LossOutput
 from . import distributed
-from .build import build_optimizer, checkpoint_record  # noqa: F401  (bench and tests import them from here)
 from .callbacks import Callback, Callbacks, OnStepEnd
 from .distributed import World
 from .guard import check_accuracy, check_step
