@@ -95,24 +95,21 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jemkit", description="Train, sample and evaluate classifiers as energy-based models (JEM).")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
-    sets = dict(action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. optim.lr=3e-4 (repeatable)")
+SETS = dict(action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. optim.lr=3e-4 (repeatable)")
 
-    t = sub.add_parser("train", help="train a model from a preset into a run directory")
+
+def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--preset", required=True, help="preset name (see `jemkit presets`)")
     t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--set", **sets)
+    t.add_argument("--set", **SETS)
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out even though its config differs (e.g. more steps); "
                         "a run with the same config resumes without this flag")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint (a run directory means its latest checkpoint)")
+
+def _eval_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("checkpoint")
     e.add_argument("--out", required=True, help="output directory for metrics.json and plots")
     e.add_argument("--baseline", help="checkpoint of the discriminative baseline to compare against")
@@ -130,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
-    e.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("sample", help="draw a grid of samples from fresh chains started where training started them")
+
+def _sample_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("checkpoint")
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
@@ -140,33 +137,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
-    s.set_defaults(func=cmd_sample)
 
-    r = sub.add_parser("report", help="write report.html and report.md for an eval directory")
+
+def _report_args(r: argparse.ArgumentParser) -> None:
     r.add_argument("dir")
-    r.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("compare", help="compare training runs: curves, time to the first run's accuracy, curve differences")
+
+def _compare_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("runs", nargs="+", help="run directories; the first is the reference")
     c.add_argument("--out", required=True, help="output directory for compare.png and compare.json")
     c.add_argument("--labels", type=_names, help="comma-separated names for the runs (default: directory names)")
-    c.set_defaults(func=cmd_compare)
 
-    d = sub.add_parser("demo", help="train JEM + baseline on the embedded digits, evaluate, report")
+
+def _demo_args(d: argparse.ArgumentParser) -> None:
     d.add_argument("--out", default="jemkit-demo", help="output directory (default ./jemkit-demo)")
-    d.add_argument("--set", **sets)
+    d.add_argument("--set", **SETS)
     d.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
     d.add_argument("--quiet", action="store_true")
-    d.set_defaults(func=cmd_demo)
 
-    b = sub.add_parser("bench", help="time jemkit's SGLD sampler and JEM iteration against a textbook baseline")
+
+def _bench_args(b: argparse.ArgumentParser) -> None:
     from .bench.command import add_arguments
 
     add_arguments(b)
-    b.set_defaults(func=cmd_bench)
 
-    ps = sub.add_parser("presets", help="list training presets")
-    ps.set_defaults(func=cmd_presets)
+
+COMMANDS = {  # name: (action, help, arguments)
+    "train": (cmd_train, "train a model from a preset into a run directory", _train_args),
+    "eval": (cmd_eval, "evaluate a checkpoint (a run directory means its latest checkpoint)", _eval_args),
+    "sample": (cmd_sample, "draw a grid of samples from fresh chains started where training started them", _sample_args),
+    "report": (cmd_report, "write report.html and report.md for an eval directory", _report_args),
+    "compare": (cmd_compare, "compare training runs: curves, time to the first run's accuracy, curve differences",
+                _compare_args),
+    "demo": (cmd_demo, "train JEM + baseline on the embedded digits, evaluate, report", _demo_args),
+    "bench": (cmd_bench, "time jemkit's SGLD sampler and JEM iteration against a textbook baseline", _bench_args),
+    "presets": (cmd_presets, "list training presets", lambda _: None),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jemkit", description="Train, sample and evaluate classifiers as energy-based models (JEM).")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (action, help_text, arguments) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        arguments(command)
+        command.set_defaults(func=action)
     return p
 
 
