@@ -57,6 +57,20 @@ def tiny_digits_jem(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_digits_ce(tmp_path_factory):
+    """A tiny cross-entropy digits classifier, trained once per session (mostly right on the test set)."""
+    import jemkit
+    from jemkit.config import load_preset
+    from jemkit.training import train
+
+    run = tmp_path_factory.getbasetemp() / "tiny-digits-ce"
+    if not (run / "checkpoints").is_dir():
+        train(load_preset("digits-baseline", ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8",
+                                              "train.eval_every=150", "train.log_every=150"]), run, progress=False)
+    return jemkit.load(run)
+
+
+@pytest.fixture(scope="session")
 def digits():
     from jemkit.data import load_dataset
 

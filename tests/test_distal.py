@@ -7,10 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import jemkit
-from jemkit.config import load_preset
 from jemkit.evaluation.distal import class_log_prob, confidence_and_logp, distal_adversaries, suite_distal
 from jemkit.model import Classifier
-from jemkit.training import train
 
 from conftest import DEVICES, TinyNet, make_ctx
 
@@ -89,17 +87,8 @@ def test_suite_distal_on_a_linear_model_ends_in_the_corner_it_must(digits, tmp_p
     assert out["logp_percentile"] == 1.0
 
 
-@pytest.fixture(scope="module")
-def ce_model(tmp_path_factory):
-    """A tiny cross-entropy digits classifier (150 steps): mostly right on the test set."""
-    run = tmp_path_factory.mktemp("distal") / "run"
-    overrides = ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8", "train.eval_every=150", "train.log_every=150"]
-    train(load_preset("digits-baseline", overrides), run, progress=False)
-    return jemkit.load(run)
-
-
-def test_a_trained_classifier_is_fooled_with_high_confidence(ce_model, digits, tmp_path):
+def test_a_trained_classifier_is_fooled_with_high_confidence(tiny_digits_ce, digits, tmp_path):
     """From uniform noise, 50 ascent steps make a plain classifier more confident than on its test images."""
-    out = suite_distal(make_ctx(ce_model, digits, tmp_path), steps=50, step_size=1.0)["distal"]
+    out = suite_distal(make_ctx(tiny_digits_ce, digits, tmp_path), steps=50, step_size=1.0)["distal"]
     assert out["confidence_start"] < 0.2  # noise: about 1/K
     assert out["confidence"] > 0.9 and out["confidence"] > out["test_confidence"]

@@ -6,15 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import jemkit
-from jemkit.config import load_preset
 from jemkit.energy import ClassifierEnergy
 from jemkit.model import predict_logits
 from jemkit.evaluation.robustness import (
     NormalizedLogits, PixelSpace, RobustnessOptions, PurifiedClassifier, correct, eps_key, is_monotone, purify_bpda,
     purify_full, robust_curve, suite_robustness, zero_gradient_fraction,
 )
-from jemkit.training import train
 
 from conftest import DEVICES, make_ctx
 
@@ -22,12 +19,9 @@ pytest.importorskip("torchattacks")
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tiny_digits_ce):
     """A tiny CE classifier: the curves need mostly-correct clean examples, which the shared tiny JEM does not give."""
-    run = tmp_path_factory.mktemp("robustness") / "run"
-    overrides = ["train.steps=150", "optim.warmup=20", "optim.lr=3e-3", "model.width=8", "train.eval_every=150", "train.log_every=150"]
-    train(load_preset("digits-baseline", overrides), run, progress=False)
-    return jemkit.load(run)
+    return tiny_digits_ce
 
 
 @pytest.fixture(scope="module")
