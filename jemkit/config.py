@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -18,7 +19,7 @@ from .utils import closest
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | fashion-mnist | mnist | cifar10 | cifar100 | svhn | celeba | 8gaussians | rings | moons (2-D)
+    name: str = "digits"  # digits | fashion-mnist | mnist | cifar10 | cifar100 | svhn | celeba | 8gaussians | rings | moons (2-D) | npz:FILE | imagefolder:DIR (your own)
     root: str | None = None  # where to look first for the files (datasets that are not embedded)
     download: bool = True  # last resort: torchvision's download, for users with a network
     batch_size: int = 64
@@ -26,6 +27,7 @@ class DataConfig:
     test_fraction: float = 0.2  # digits only: held-out stratified split
     labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
+    shape: str = ""  # "CxHxW" (e.g. 3x32x32): pad images symmetrically with -1 to HxW and repeat gray to C channels ("" = as loaded)
 
 
 @dataclass
@@ -241,6 +243,8 @@ def config_from_dict(d: dict) -> Config:
 SCORE_OBJECTIVES = ("dsm", "ssm", "ncsn")  # score-only models: no labels, no buffer, no classifier
 SCORE_ARCHS = ("score_mlp", "score_cnn")  # noise-conditional score networks s(x, σ)
 TOY_DATASETS = ("8gaussians", "rings", "moons")  # 2-D points (N, 2), jemkit/data/toys.py
+USER_DATA_PREFIXES = ("npz:", "imagefolder:")  # data.name of a user's own dataset (jemkit/data/user.py)
+SHAPE_FORMAT = re.compile(r"^([1-9]\d*)x([1-9]\d*)x([1-9]\d*)$")  # data.shape, e.g. 3x32x32
 
 CHOICES = {
     "data.name": ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "celeba", *TOY_DATASETS),
@@ -276,8 +280,10 @@ def validate(cfg: Config) -> Config:
     """Check every value before anything runs or any file is written; raise ConfigError naming the key."""
     for key, choices in CHOICES.items():
         value = get_dotted(cfg, key)
-        if value not in choices:
-            raise ConfigError(f"{key}: unknown value '{value}'{closest(str(value), choices)}; choose one of {', '.join(choices)}")
+        if value not in choices and not (key == "data.name" and value.startswith(USER_DATA_PREFIXES)):
+            mine = " or your own as npz:FILE, imagefolder:DIR" if key == "data.name" else ""
+            raise ConfigError(f"{key}: unknown value '{value}'{closest(str(value), choices)}; choose one of {', '.join(choices)}{mine}")
+    _validate_user_data(cfg)
     for key in POSITIVE:
         if not get_dotted(cfg, key) > 0:
             raise ConfigError(f"{key} must be > 0, got {get_dotted(cfg, key)}")
@@ -301,6 +307,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     _validate_score(cfg)
     return cfg
+
+
+def _validate_user_data(cfg: Config) -> None:
+    """A user's dataset names its file or folder; ``data.shape`` reads CxHxW (what it may pad to: jemkit/data/padding.py)."""
+    if cfg.data.name.startswith(USER_DATA_PREFIXES) and not cfg.data.name.partition(":")[2]:
+        raise ConfigError(f"data.name={cfg.data.name} names no file or folder after the prefix")
+    if cfg.data.shape and not SHAPE_FORMAT.match(cfg.data.shape):
+        raise ConfigError(f"data.shape must look like CxHxW with positive integers (e.g. 3x32x32), got '{cfg.data.shape}'")
 
 
 def _validate_score(cfg: Config) -> None:

@@ -8,6 +8,7 @@ CIFAR-100 test ("cifar100"), CelebA test resized to 32×32 ("celeba") — and CI
 ("cifar10"), each except the in-distribution set itself, whenever its files are found where the
 dataset's own loader looks (``data.root``, /usr/share/datasets/<name>, the download cache; never
 downloaded here). A set that is absent is skipped with a logged note.
+A user's own sets (``extra``, from ``user.load_ood_set``) are added beside these under their names.
 """
 from __future__ import annotations
 
@@ -59,10 +60,27 @@ def real_ood_sets(data: ImageData, n: int, generator: torch.Generator | None = N
     return sets
 
 
-def ood_sets(data: ImageData, n: int | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """Name → (n, C, H, W) tensor on the test set's device. ``n`` defaults to the test-set size."""
+BUILT_IN = ("uniform", "gaussian", "constant", "flip", "interp", "digits", *REAL_SETS)  # names a user set may not take
+
+
+def user_sets(extra: dict[str, Tensor], shape: tuple[int, ...], n: int, device) -> dict[str, Tensor]:
+    """The first ``n`` images of each user set, on ``device``; names must be new and shapes ``shape``."""
+    for name, x in extra.items():
+        if name in BUILT_IN:
+            raise ValueError(f"OOD set name '{name}' is a built-in set's ({', '.join(BUILT_IN)}); choose another name")
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(f"OOD set {name} has images {'x'.join(map(str, x.shape[1:]))}, "
+                             f"the model takes {'x'.join(map(str, shape))}")
+    return {name: x[:n].to(device) for name, x in extra.items()}
+
+
+def ood_sets(data: ImageData, n: int | None = None, generator: torch.Generator | None = None,
+             extra: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Name → (n, C, H, W) tensor on the test set's device (user sets in ``extra``: their first n, or fewer).
+    ``n`` defaults to the test-set size."""
     x = data.x_test
     n = min(n or len(x), len(x))
+    user = user_sets(extra or {}, data.shape, n, x.device)  # checked first; draws nothing from ``generator``
     shape, dev = (n, *x.shape[1:]), x.device
 
     def rand(*s):
@@ -89,4 +107,4 @@ def ood_sets(data: ImageData, n: int | None = None, generator: torch.Generator |
         sets["digits"] = F.interpolate(F.pad(d, (1, 1, 1, 1), value=-1.0), size=(28, 28), mode="bilinear", align_corners=False).to(dev)
     if x.shape[1:] == (3, 32, 32):
         sets.update({k: v.to(dev) for k, v in real_ood_sets(data, n, generator).items()})
-    return sets
+    return {**sets, **user}
