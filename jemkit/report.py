@@ -224,11 +224,26 @@ def write_report(eval_dir: str | Path) -> tuple[Path, Path]:
     context = {"header": _header(metrics), "columns": ["metric", "model"] + (["baseline"] if has_base else []),
                "rows": [(key, [model, base] if has_base else [model]) for key, model, base in rows],
                "figures": [[_Figure(p) for p in group] for group in _prepare_images(eval_dir, runs)],
-               "configs": _configs(runs)}
+               "verdicts": _verdicts(metrics), "configs": _configs(runs)}
     paths = eval_dir / "report.html", eval_dir / "report.md"
     for path in paths:
         path.write_text(_templates().get_template(f"{path.name}.j2").render(context), encoding="utf-8")
     return paths
+
+
+def best_ood_line(metrics: dict) -> str | None:
+    """"flip: energy 0.9300, uniform: logp 1.0000 (mean 0.9650)" from ``ood_best``; None without one."""
+    best = metrics.get("ood_best") if isinstance(metrics, dict) else None
+    if not isinstance(best, dict):
+        return None
+    sets = [f"{name}: {b.get('score') or '—'} {_fmt(b.get('auroc'))}" for name, b in best.items() if isinstance(b, dict)]
+    return ", ".join(sets) + f" (mean {_fmt(best.get('mean'))})"
+
+
+def _verdicts(metrics: dict) -> list[tuple[str, str]]:
+    """(label, best OOD score per set) for the model and, when evaluated, the baseline."""
+    lines = [(label, best_ood_line(m)) for label, m in (("model", metrics), ("baseline", metrics.get("baseline")))]
+    return [(label, line) for label, line in lines if line]
 
 
 def _header(metrics: dict) -> list[tuple[str, str]]:
@@ -316,9 +331,10 @@ def summary_table(metrics: dict) -> str:
     rows = [(label, _get(metrics, key), _get(metrics.get("baseline", {}), key)) for key, label in _SUMMARY_ROWS]
     for score in ("logp", "maxprob", "gradnorm"):
         def mean_auroc(m):
-            vals = [s[score] for s in (m or {}).get("ood", {}).values() if score in s]
+            vals = [s[score] for s in (m or {}).get("ood", {}).values() if s.get(score) is not None]
             return sum(vals) / len(vals) if vals else None
         rows.append((f"OOD AUROC {score} (mean)", mean_auroc(metrics), mean_auroc(metrics.get("baseline"))))
+    rows.append(("OOD AUROC best score (mean)", _get(metrics, "ood_best.mean"), _get(metrics.get("baseline") or {}, "ood_best.mean")))
     fmt = lambda v: "—" if v is None else f"{v:.4f}"
     width = max(len(r[0]) for r in rows)
     lines = [f"{'metric':<{width}}  {'JEM':>8}  {'baseline':>8}", "-" * (width + 20)]

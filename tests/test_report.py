@@ -179,3 +179,31 @@ def test_plot_training_curves(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("step,note\n1,x\n")
     assert plot_training_curves(tmp_path / "empty.csv", tmp_path / "b.png") is None
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_best_ood_score_per_set_is_one_line_and_one_summary_row(tmp_path: Path) -> None:
+    from jemkit.report import summary_table
+
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    m = _metrics(str(tmp_path / "no_run"), {"accuracy": 0.9, "ood_best": {"flip": {"score": "maxprob", "auroc": 0.6}, "mean": 0.6}})
+    m["ood_best"] = {"uniform": {"score": "logp", "auroc": 0.99}, "flip": {"score": "logp", "auroc": 0.7}, "mean": 0.845}
+    (ev / "metrics.json").write_text(json.dumps(m))
+    html_path, md_path = write_report(ev)
+    html_text, md = html_path.read_text(), md_path.read_text()
+    line = "uniform: logp 0.9900, flip: logp 0.7000 (mean 0.8450)"
+    assert f"- **model, best OOD score per set:** {line}" in md
+    assert "- **baseline, best OOD score per set:** flip: maxprob 0.6000 (mean 0.6000)" in md
+    assert f"<li><b>model, best OOD score per set:</b> {line}</li>" in html_text
+    assert _row(html_text, "ood_best.flip.auroc") == '<td class="num">0.7000</td><td class="num">0.6000</td>'
+    assert "ood_best.flip.score" not in md
+    row = [r for r in summary_table(m).splitlines() if r.startswith("OOD AUROC best score (mean)")]
+    assert len(row) == 1 and row[0].split()[-2:] == ["0.8450", "0.6000"]
+
+
+def test_a_report_without_ood_best_has_no_verdict_line(tmp_path: Path) -> None:
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "metrics.json").write_text(json.dumps(_metrics(str(tmp_path / "no_run"), None)))
+    html_path, md_path = write_report(ev)
+    assert "best OOD score per set" not in html_path.read_text() and "best OOD score per set" not in md_path.read_text()

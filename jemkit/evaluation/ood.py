@@ -6,9 +6,11 @@ In-distribution is the positive class. Scores, higher = more in-distribution:
   gradnorm = −‖∇ₓ log p(x)‖₂ = −‖∇ₓ E(x)‖₂                       (JEM's "approximate mass")
   energy   = T · logsumexp_y f(x)[y] / T                       (Liu et al. 2020, T = ``temperature``;
              equals logp when T and the model's temperature are both 1, Liu et al.'s choice)
+The verdict ``ood_best``: per OOD set, the score with the highest AUROC, and the mean of those AUROCs.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -66,6 +68,20 @@ def ood_metrics(score_in: Tensor, score_out: Tensor) -> dict[str, float]:
     return {"auroc": auroc(score_in, score_out), "aupr": aupr(score_in, score_out), "fpr95": fpr_at_tpr(score_in, score_out)}
 
 
+def best_scores(auroc_by_set: dict[str, dict[str, float]]) -> dict:
+    """{set: {"score": the score with the highest AUROC (ties: first in SCORES order), "auroc": it}, ...,
+    "mean": mean over sets of that AUROC}; non-finite AUROCs are never best (a set with none: both None)."""
+    if "mean" in auroc_by_set:
+        raise ValueError("an OOD set may not be named 'mean': ood_best.mean is the mean over sets")
+    best: dict = {}
+    for name, by_score in auroc_by_set.items():
+        finite = {s: a for s, a in by_score.items() if a is not None and math.isfinite(a)}
+        score = max(finite, key=finite.get) if finite else None
+        best[name] = {"score": score, "auroc": finite.get(score)}
+    found = [b["auroc"] for b in best.values() if b["auroc"] is not None]
+    return {**best, "mean": sum(found) / len(found) if found else None}
+
+
 def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str, Tensor]], path: str | Path, title: str) -> Path:
     """One row per score, one column per OOD set: in-distribution vs OOD score histograms."""
     import matplotlib
@@ -96,7 +112,8 @@ def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str
 
 def suite_ood(ctx: EvalContext) -> dict:
     """AUROC (``ood``), AUPR-In (``ood_aupr``) and FPR at 95% TPR (``ood_fpr95``) per OOD set and score,
-    the test set against each of ``ood_sets``; writes ``{prefix}ood_histograms.png``."""
+    the test set against each of ``ood_sets``, and the best score
+    per set (``ood_best``); writes ``{prefix}ood_histograms.png``."""
     gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
     n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
     sets = ood_sets(ctx.data, n, generator=gen)
@@ -109,4 +126,4 @@ def suite_ood(ctx: EvalContext) -> dict:
             for key, metric in (("ood", "auroc"), ("ood_aupr", "aupr"), ("ood_fpr95", "fpr95")):
                 result[key].setdefault(name, {})[s] = m[metric]
     plot_histograms(scores_in, scores_out, ctx.out_dir / f"{ctx.prefix}ood_histograms.png", f"{ctx.label}: OOD scores")
-    return {**result, "ood_energy_temperature": ctx.ood_temperature}
+    return {**result, "ood_best": best_scores(result["ood"]), "ood_energy_temperature": ctx.ood_temperature}
