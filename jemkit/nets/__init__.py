@@ -1,4 +1,7 @@
-"""Backbones, selected by name: ``build_net(arch, in_channels, num_classes, **options)``."""
+"""Backbones, selected by name: ``build_net(arch, in_channels, num_classes, **options)``.
+
+Names are jemkit's own (``NETS``) or another library's, ``torchvision:NAME`` / ``timm:NAME`` (``external``).
+"""
 from __future__ import annotations
 
 import inspect
@@ -6,8 +9,10 @@ import inspect
 from torch import nn
 
 from ..utils import closest
+from .external import LIBRARIES, build_external
 from .score import ScoreCNN, ScoreMLP
 from .small import SmallCNN
+from .weights import load_torchscript, load_weights, read_state_dict
 from .wideresnet import WideResNet
 
 # classifiers (x → logits) and noise-conditional score networks ((x, σ) → score, no num_classes)
@@ -25,9 +30,28 @@ def add_spectral_norm(net: nn.Module) -> nn.Module:
 
 
 def build_net(arch: str, in_channels: int, num_classes: int, *, spectral_norm: bool = False, **options) -> nn.Module:
-    """Instantiate a backbone (optionally spectrally normalized); options the architecture does not take are an error."""
+    """Instantiate a backbone (optionally spectrally normalized); options the architecture does not take are an error.
+
+    The net remembers how it was built (``.jemkit_build``: arch and options), so ``jemkit.wrap`` can
+    record it and ``jemkit.load`` rebuild it.
+    """
+    build = {"arch": arch, "net_options": {**options, **({"spectral_norm": True} if spectral_norm else {})}}
+    net = build_external(arch, in_channels, num_classes, **options) if is_external(arch) else \
+        _build_own(arch, in_channels, num_classes, **options)
+    net = add_spectral_norm(net) if spectral_norm else net
+    net.jemkit_build = build
+    return net
+
+
+def is_external(arch: str) -> bool:
+    """Whether ``arch`` names another library's model (``torchvision:NAME``, ``timm:NAME``)."""
+    return arch.partition(":")[0] in LIBRARIES and ":" in arch
+
+
+def _build_own(arch: str, in_channels: int, num_classes: int, **options) -> nn.Module:
     if arch not in NETS:
-        raise ValueError(f"unknown architecture '{arch}'{closest(arch, NETS)}; choose one of {sorted(NETS)}")
+        raise ValueError(f"unknown architecture '{arch}'{closest(arch, NETS)}; choose one of {sorted(NETS)} "
+                         "or torchvision:NAME / timm:NAME")
     cls = NETS[arch]
     accepted = set(inspect.signature(cls).parameters)
     unknown = set(options) - accepted
@@ -35,8 +59,7 @@ def build_net(arch: str, in_channels: int, num_classes: int, *, spectral_norm: b
         raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes {sorted(accepted)}")
     if "num_classes" in accepted:
         options["num_classes"] = num_classes
-    net = cls(in_channels=in_channels, **options)
-    return add_spectral_norm(net) if spectral_norm else net
+    return cls(in_channels=in_channels, **options)
 
 
-__all__ = ["NETS", "build_net", "ScoreCNN", "ScoreMLP", "SmallCNN", "WideResNet"]
+__all__ = ["NETS", "build_net", "is_external", "load_torchscript", "load_weights", "read_state_dict", "ScoreCNN", "ScoreMLP", "SmallCNN", "WideResNet"]
