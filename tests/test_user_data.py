@@ -219,6 +219,9 @@ def test_load_dataset_applies_shape(tmp_path):
     path = write_npz(tmp_path / "d.npz")
     d = load_dataset(f"npz:{path}", shape="3x10x10")
     assert d.shape == (3, 10, 10) and "shape" in d.preprocessing
+    np.savez(tmp_path / "ood.npz", x=np.full((2, 8, 8), 255, np.uint8))
+    ood = load_ood_set(f"npz:{tmp_path / 'ood.npz'}", like=d)  # padded like the data
+    assert ood.shape == (2, 3, 10, 10) and bool((ood[:, :, 1:9, 1:9] == 1).all()) and bool((ood[:, :, 0] == -1).all())
     cfg = apply_overrides(load_preset("digits-jem"), [f"data.name=npz:{path}", "data.shape=3x10x10"])
     assert dataset_of({"config": cfg.to_dict()}).shape == (3, 10, 10)
     with pytest.raises(ValueError, match="points"):

@@ -27,7 +27,7 @@ def open_image(path: str | Path) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             return img
-    except OSError as err:  # PIL.UnidentifiedImageError, truncated or unreadable files
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # PIL's errors for broken files
         raise ValueError(f"{path}: unreadable image ({' '.join(str(err).split())})") from None
 
 

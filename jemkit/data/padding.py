@@ -42,7 +42,7 @@ def pad_to_shape(data: ImageData, text: str) -> ImageData:
     if c not in (1, C):
         raise ValueError(f"data.shape={text} asks for C={C} but {data.name}'s images have {c} channels; "
                          "only 1 → C (gray repeated) or C → C")
-    note = {"padded": f"{h}x{w} → {H}x{W}, symmetric, value -1",
+    note = {"from": f"{c}x{h}x{w}", "padded": f"{h}x{w} → {H}x{W}, symmetric, value -1",
             "channels": f"{c} → {C}" + (" (gray repeated)" if c != C else "")}
     return replace(data, x_train=pad_images(data.x_train, shape), x_test=pad_images(data.x_test, shape),
                    preprocessing={**data.preprocessing, "shape": note})

@@ -2,7 +2,8 @@
 
 An OOD set is images only, no labels: an .npz file's array ``x`` (or ``x_test``), or every image
 under a folder (flat files, class folders, any depth; sorted by path). It is scaled like the
-datasets (x / 255 · 2 − 1) and must have the in-distribution images' shape C×H×W exactly.
+datasets (x / 255 · 2 − 1) and must have the in-distribution images' shape C×H×W — or, when the
+data were padded by ``data.shape``, their shape before padding, and is then padded the same way.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import Tensor
 from .base import ImageData, uint8_to_unit
 from .imagefolder import folder_ood_images, load_imagefolder
 from .npz import load_npz, npz_ood_images
+from .padding import pad_images
 
 USER_LOADERS = {"npz": load_npz, "imagefolder": load_imagefolder}  # spec prefix → loader(spec, path)
 OOD_READERS = {"npz": npz_ood_images, "imagefolder": folder_ood_images}  # spec prefix → uint8 (N, C, H, W)
@@ -49,7 +51,10 @@ def load_ood_set(spec: str, like: ImageData, name: str | None = None) -> Tensor:
     if len(like.shape) != 3:
         raise ValueError(f"OOD set {name}: {like.name} is points of shape {like.shape}, not images")
     x = OOD_READERS[parts[0]](parts[1])
+    shape = "x".join(map(str, x.shape[1:]))
+    padded_from = like.preprocessing.get("shape", {}).get("from")  # data.shape padded the data from this C×H×W
+    if shape == padded_from:
+        return pad_images(uint8_to_unit(x), like.shape)
     if tuple(x.shape[1:]) != like.shape:
-        raise ValueError(f"OOD set {name} has images {'x'.join(map(str, x.shape[1:]))}, "
-                         f"the model takes {'x'.join(map(str, like.shape))}")
+        raise ValueError(f"OOD set {name} has images {shape}, the model takes {'x'.join(map(str, like.shape))}")
     return uint8_to_unit(x)
