@@ -30,8 +30,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import SCORE_OBJECTIVES
-from .model import Classifier, ScoreModel
-from .nets import build_net
+from .model import Classifier, ScoreModel, with_input_convention, wrap
+from .nets import build_net, is_external, load_torchscript, load_weights
 
 FORMAT = "jemkit-checkpoint/1"
 _RECORD = re.compile(r"^step_(\d+)\.json$")
@@ -226,6 +226,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
         raise ValueError(f"{record_path} is a score model (objective '{record['objective']}'), not a classifier: "
                          "draw samples with `jemkit sample` or load it with jemkit.load_score_model")
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
+    net = with_input_convention(net, record.get("preprocessing") or {})  # a wrapped model's mean/std
     model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
     return _load_weights(model, record_path, record, device, ema)
 
@@ -290,8 +291,11 @@ def buffer_path(record_path: Path, rank: int | None = None) -> Path:
     return record_path.with_name(f"{stem}.buffer.safetensors" if rank is None else f"{stem}.buffer.rank{rank}.safetensors")
 
 
-def load_buffer(path: str | Path) -> torch.Tensor | None:
-    """The replay buffer saved with a checkpoint (a distributed run's shards concatenated in rank order), or None."""
+def load_buffer(path: str | Path | None) -> torch.Tensor | None:
+    """The replay buffer saved with a checkpoint (a distributed run's shards concatenated in rank order), or None
+    (also for ``path=None``: a model that was never saved, such as ``jemkit.wrap``'s)."""
+    if path is None:
+        return None
     record_path = resolve_checkpoint(path)
     p = buffer_path(record_path)
     if p.is_file():
@@ -320,3 +324,40 @@ def _load_state(p: Path, device: str | torch.device) -> dict:
             f"{p}: refused to load — it is not plain tensors and data (weights_only=True rejected it: "
             f"{' '.join(str(err).split())[:300]})"
         ) from err
+
+
+# ---------------------------------------------------------------- a user's model
+
+def load_external(model: str | Path, input_shape: tuple[int, int, int], *, weights: str | Path | None = None,
+                  num_classes: int | None = None, normalize=None, stem: str | None = None) -> Classifier:
+    """A user's classifier as a ``Classifier`` (``jemkit.wrap``): ``torchvision:NAME`` / ``timm:NAME`` with an
+    optional weights file (``nets.load_weights``: keys and shapes checked first), or a TorchScript file."""
+    if is_external(str(model)):
+        if num_classes is None:
+            raise ValueError(f"{model} needs the number of classes (--num-classes)")
+        net = build_net(str(model), input_shape[0], num_classes, **({"stem": stem} if stem else {}))
+        if weights is not None:
+            shape = "x".join(map(str, input_shape))
+            load_weights(net, weights, f"{model} with {num_classes} classes and input {shape}" + (f", stem {stem}" if stem else ""))
+        classifier = wrap(net, input_shape, num_classes, normalize)
+        classifier.record["source"] = f"{model} + {weights}" if weights else f"{model} (untrained)"
+        return classifier
+    if not Path(model).is_file():
+        raise FileNotFoundError(f"model {model} is neither torchvision:NAME / timm:NAME nor an existing TorchScript file")
+    if weights is not None or stem is not None:
+        raise ValueError(f"{model} is a TorchScript file: its weights and stem are inside it (drop --weights / --stem)")
+    classifier = wrap(load_torchscript(model), input_shape, num_classes, normalize)
+    classifier.record["source"] = f"TorchScript {model}"
+    return classifier
+
+
+def save_model(model: Classifier, run_dir: str | Path, step: int | None = None) -> Path:
+    """Write ``model`` (a wrapped or loaded ``Classifier``) as a checkpoint in ``run_dir/checkpoints``;
+    ``jemkit.load(run_dir)`` gives it back. Returns the record path."""
+    record = {k: v for k, v in model.record.items() if k not in ("format", "step", "files")}
+    if record.get("arch") is None:
+        what = "a TorchScript model" if "TorchScript" in str(record.get("source")) else f"{record.get('source')}"
+        raise ValueError(f"cannot save {what}: jemkit rebuilds a saved model from its architecture name; build it with "
+                         "jemkit.nets.build_net('torchvision:NAME', ...) before jemkit.wrap, or save its state_dict")
+    step = model.record.get("step", 0) if step is None else step
+    return save_checkpoint(Path(run_dir) / "checkpoints", step, model, record)
