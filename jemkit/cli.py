@@ -28,16 +28,42 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
+    from .data import parse_ood
     from .evaluation import evaluate
     from .report import summary_table
 
+    model, data = _eval_model_and_data(a)
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
     robustness = {f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None}
-    m = evaluate(a.checkpoint, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
+    m = evaluate(model, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
                  n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet,
-                 options={"robustness": robustness} if robustness else {}, inception=not a.no_inception)
+                 options={"robustness": robustness} if robustness else {}, inception=not a.no_inception,
+                 data=data, ood=dict(parse_ood(t) for t in a.ood) or None)
     print(summary_table(m))
     print(f"metrics: {Path(a.out) / 'metrics.json'}")
+
+
+MODEL_FLAGS = ("weights", "num_classes", "input", "normalize", "stem")
+
+
+def _eval_model_and_data(a: argparse.Namespace):
+    """(CHECKPOINT or the --model classifier, the --data set or None)."""
+    from .checkpoint import load_external
+    from .data import load_dataset
+
+    if (a.checkpoint is None) == (a.model is None):
+        raise ValueError("give either a CHECKPOINT or --model (exactly one)")
+    data = load_dataset(a.data) if a.data else None
+    if a.model is None:
+        extra = [f"--{f.replace('_', '-')}" for f in MODEL_FLAGS if getattr(a, f) is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} describe a --model; a checkpoint records its own")
+        return a.checkpoint, data
+    if data is None:
+        raise ValueError("--model needs --data (a built-in dataset, npz:FILE or imagefolder:DIR)")
+    model = load_external(a.model, a.input or data.shape, weights=a.weights, num_classes=a.num_classes or data.num_classes,
+                          normalize=a.normalize, stem=a.stem)
+    return model, data
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
@@ -88,6 +114,21 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers (e.g. 1x28x28), got '{text}'")
+    return tuple(int(p) for p in parts)
+
+
+def _mean_std(text: str) -> tuple[list[float], list[float]]:
+    """"0.5,0.5" or "m1,m2,m3,s1,s2,s3" → (means, stds): the first half of the numbers, then the second."""
+    values = _floats(text)
+    if not values or len(values) % 2:
+        raise argparse.ArgumentTypeError(f"expected MEAN,STD or one mean per channel then one std per channel, got '{text}'")
+    return values[: len(values) // 2], values[len(values) // 2 :]
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -110,7 +151,23 @@ def _train_args(t: argparse.ArgumentParser) -> None:
 
 
 def _eval_args(e: argparse.ArgumentParser) -> None:
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", nargs="?", help="jemkit checkpoint or run directory (its latest checkpoint); or use --model")
+    m = e.add_argument_group("your own classifier (instead of CHECKPOINT)")
+    m.add_argument("--model", help="torchvision:NAME, timm:NAME (needs timm) or a TorchScript file; needs --data")
+    m.add_argument("--weights", help="weights for torchvision:/timm: models: .safetensors, or .pt/.pth read with "
+                                     "weights_only=True (a state_dict, also under 'state_dict'/'model', 'module.' prefix ok)")
+    m.add_argument("--num-classes", type=int, help="classes of the model's head (default: those of --data)")
+    m.add_argument("--input", type=_shape, help="the model's input CxHxW, e.g. 1x28x28 (default: the --data images' shape)")
+    m.add_argument("--normalize", type=_mean_std, metavar="MEAN,STD",
+                   help="the model's input normalization, one pair or one mean per channel then one std per channel "
+                        "(0.5,0.5 or 0.485,0.456,0.406,0.229,0.224,0.225): it sees ((x+1)/2 - mean)/std of jemkit's "
+                        "x in [-1, 1]; default: (x+1)/2 in [0, 1]")
+    m.add_argument("--stem", choices=["default", "small"],
+                   help="small: ResNet first conv 3x3 stride 1 and no max-pool (the usual change for 28x28/32x32 images)")
+    e.add_argument("--data", help="evaluate on this dataset: a built-in name, npz:FILE or imagefolder:DIR "
+                                  "(default: the checkpoint's own; required with --model)")
+    e.add_argument("--ood", action="append", default=[], metavar="NAME=SPEC",
+                   help="an OOD set of your own beside the built-in ones: NAME=npz:FILE or NAME=imagefolder:DIR (repeatable)")
     e.add_argument("--out", required=True, help="output directory for metrics.json and plots")
     e.add_argument("--baseline", help="checkpoint of the discriminative baseline to compare against")
     e.add_argument("--suite", default="accuracy,calibration,ood,samples",
@@ -164,7 +221,8 @@ def _bench_args(b: argparse.ArgumentParser) -> None:
 
 COMMANDS = {  # name: (action, help, arguments)
     "train": (cmd_train, "train a model from a preset into a run directory", _train_args),
-    "eval": (cmd_eval, "evaluate a checkpoint (a run directory means its latest checkpoint)", _eval_args),
+    "eval": (cmd_eval, "evaluate a checkpoint (a run directory means its latest checkpoint) or your own classifier (--model)",
+             _eval_args),
     "sample": (cmd_sample, "draw a grid of samples from fresh chains started where training started them", _sample_args),
     "report": (cmd_report, "write report.html and report.md for an eval directory", _report_args),
     "compare": (cmd_compare, "compare training runs: curves, time to the first run's accuracy, curve differences",

@@ -30,6 +30,7 @@ class EvalContext:
     ood_temperature: float = 1.0  # T of the OOD "energy" score (Liu et al. 2020)
     quick: bool = False  # small versions of every suite (tests, smoke runs)
     progress: bool = True
+    ood_extra: dict = field(default_factory=dict)  # the user's OOD sets: name → (N, C, H, W) in [−1, 1]
     shared: dict = field(default_factory=dict)  # per-evaluation state shared by model and baseline (FID features)
     options: dict = field(default_factory=dict)  # per-suite options, e.g. {"robustness": {"linf_eps": [0, 0.1]}}
 
