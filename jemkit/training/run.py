@@ -12,7 +12,7 @@ import torch
 
 from ..checkpoint import buffer_path, load_training_state, prune_checkpoints, read_record, save_checkpoint, save_shard
 from ..config import SCORE_OBJECTIVES, Config
-from ..data import BatchStream, labelled_subset, load_dataset
+from ..data import BatchStream, dataset_from_config, labelled_subset
 from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
@@ -44,8 +44,7 @@ class Run:
             torch.use_deterministic_algorithms(True)
         seed_everything(cfg.train.seed + self.world.rank)  # initialization (rank 0's is broadcast by DDP) and dropout
         d = cfg.data
-        self.data = load_dataset(d.name, root=d.root, download=d.download, test_fraction=d.test_fraction,
-                                 split_seed=d.split_seed).to(self.device)
+        self.data = dataset_from_config(d).to(self.device)
         self.model = build_model(cfg, self.data).to(self.device)
         self.model.check_finite = False  # data are validated once at load; the guard watches the rest
         if cfg.train.channels_last:
