@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from jemkit.nets import build_net
+from jemkit.nets import arch_options, build_net
 
 
 def test_resnet18_small_stem_on_fashion_mnist_shapes():
@@ -59,3 +59,10 @@ def test_timm_resnet_small_stem():
     net = build_net("timm:resnet18", 1, 10, stem="small")
     assert tuple(net.conv1.weight.shape) == (64, 1, 3, 3) and isinstance(net.maxpool, nn.Identity)
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_arch_options_name_what_a_config_may_pass():
+    assert arch_options("torchvision:resnet18") == {"stem"}
+    assert {"width", "head_grid"} <= arch_options("cnn") and "num_classes" not in arch_options("cnn")
+    with pytest.raises(ValueError, match="unknown architecture 'cnm' \\(did you mean 'cnn'"):
+        arch_options("cnm")

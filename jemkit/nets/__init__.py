@@ -9,7 +9,7 @@ import inspect
 from torch import nn
 
 from ..utils import closest
-from .external import LIBRARIES, build_external
+from .external import EXTERNAL_OPTIONS, LIBRARIES, build_external
 from .score import ScoreCNN, ScoreMLP
 from .small import SmallCNN
 from .weights import load_torchscript, load_weights, read_state_dict
@@ -43,23 +43,30 @@ def build_net(arch: str, in_channels: int, num_classes: int, *, spectral_norm: b
     return net
 
 
+def arch_options(arch: str) -> set[str]:
+    """The option names ``build_net`` takes for ``arch`` (besides ``spectral_norm``): what a config may pass on."""
+    if is_external(arch):
+        return set(EXTERNAL_OPTIONS)
+    if arch not in NETS:
+        raise ValueError(f"unknown architecture '{arch}'{closest(arch, NETS)}; choose one of {sorted(NETS)} "
+                         "or torchvision:NAME / timm:NAME")
+    return set(inspect.signature(NETS[arch]).parameters) - {"in_channels", "num_classes"}
+
+
 def is_external(arch: str) -> bool:
     """Whether ``arch`` names another library's model (``torchvision:NAME``, ``timm:NAME``)."""
     return arch.partition(":")[0] in LIBRARIES and ":" in arch
 
 
 def _build_own(arch: str, in_channels: int, num_classes: int, **options) -> nn.Module:
-    if arch not in NETS:
-        raise ValueError(f"unknown architecture '{arch}'{closest(arch, NETS)}; choose one of {sorted(NETS)} "
-                         "or torchvision:NAME / timm:NAME")
-    cls = NETS[arch]
-    accepted = set(inspect.signature(cls).parameters)
+    accepted = arch_options(arch)
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes {sorted(accepted)}")
-    if "num_classes" in accepted:
+    cls = NETS[arch]
+    if "num_classes" in inspect.signature(cls).parameters:
         options["num_classes"] = num_classes
     return cls(in_channels=in_channels, **options)
 
 
-__all__ = ["NETS", "build_net", "is_external", "load_torchscript", "load_weights", "read_state_dict", "ScoreCNN", "ScoreMLP", "SmallCNN", "WideResNet"]
+__all__ = ["NETS", "arch_options", "build_net", "is_external", "load_torchscript", "load_weights", "read_state_dict", "ScoreCNN", "ScoreMLP", "SmallCNN", "WideResNet"]

@@ -16,6 +16,7 @@ from torch import nn
 from ..utils import closest
 
 STEMS = ("default", "small")
+EXTERNAL_OPTIONS = ("stem",)  # what build_external takes besides the name, channels and classes
 
 
 def torchvision_net(name: str, in_channels: int, num_classes: int, stem: str = "default") -> nn.Module:
@@ -51,9 +52,9 @@ def build_external(arch: str, in_channels: int, num_classes: int, **options) -> 
     library, _, name = arch.partition(":")
     if library not in LIBRARIES or not name:
         raise ValueError(f"unknown architecture '{arch}': external ones are {' or '.join(f'{k}:NAME' for k in LIBRARIES)}")
-    unknown = set(options) - {"stem"}
+    unknown = set(options) - set(EXTERNAL_OPTIONS)
     if unknown:
-        raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes ['stem', 'spectral_norm']")
+        raise ValueError(f"architecture '{arch}' does not take {sorted(unknown)}; it takes {[*EXTERNAL_OPTIONS, 'spectral_norm']}")
     return LIBRARIES[library](name, in_channels, num_classes, **options)
 
 
