@@ -45,6 +45,15 @@ def test_the_split_is_seeded_and_disjoint():
         halves(1, seed=0)
 
 
+def test_perfect_and_uninformative_logits_stay_in_range_and_non_finite_ones_are_refused():
+    y = torch.arange(5).repeat(20)
+    t = fit_temperature(F.one_hot(y, 5).float() * 2, y)  # all right: sharpen until the NLL is 0 in float64
+    assert 1e-2 <= t < 0.1 and F.cross_entropy(F.one_hot(y, 5).double() * 2 / t, y).item() < 1e-15
+    assert 1e-2 <= fit_temperature(torch.zeros(100, 5), y) <= 1e2  # flat logits: every T gives the same NLL
+    with pytest.raises(ValueError, match="1 non-finite"):
+        fit_temperature(torch.tensor([[0.0, float("nan")]]), torch.tensor([0]))
+
+
 def test_torchmetrics_ece_equals_the_reliability_bins_it_is_drawn_from():
     """ECE through torchmetrics (20 equal-width bins, L1) = Σ_b n_b/N |acc_b − conf_b| of reliability_bins."""
     f, y = _calibrated(3000, seed=2)

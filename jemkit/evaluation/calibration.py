@@ -21,30 +21,27 @@ from .context import EvalContext
 
 
 def expected_calibration_error(logits: Tensor, y: Tensor, bins: int = 20) -> float:
+    """ECE of softmax(logits) over ``bins`` equal-width confidence bins (L1), through torchmetrics."""
     return multiclass_calibration_error(logits.softmax(1), y, num_classes=logits.shape[1], n_bins=bins, norm="l1").item()
 
 
 _LOG_T_MAX = math.log(100.0)  # T is kept in [1e-2, 1e2]
 
 
-def fit_temperature(logits: Tensor, y: Tensor, max_iter: int = 100) -> float:
-    """argmin_T NLL(softmax(f / T), y): LBFGS on log T from T = 1, in float64 (deterministic).
+def fit_temperature(logits: Tensor, y: Tensor) -> float:
+    """argmin_T NLL(softmax(f / T), y) over T in [1e-2, 1e2]: bounded Brent search on log T, float64, deterministic.
 
-    The NLL is convex in 1/T, so clamping to [1e-2, 1e2] (overconfident-beyond-repair or flat logits)
-    returns the minimizer over that range.
+    The NLL is convex in 1/T, hence unimodal in log T, so the bounded 1-D search finds its minimizer
+    (T → 0 when every fitting example is classified right, T → ∞ when the logits carry no information).
     """
+    from scipy.optimize import minimize_scalar
+
     f, y = logits.detach().double().cpu(), y.cpu()
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(f / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(log_t.detach().clamp(-_LOG_T_MAX, _LOG_T_MAX).exp())
+    if not torch.isfinite(f).all():
+        raise ValueError(f"temperature scaling needs finite logits, got {int((~torch.isfinite(f)).sum())} non-finite values")
+    nll = lambda log_t: F.cross_entropy(f / math.exp(log_t), y).item()
+    found = minimize_scalar(nll, bounds=(-_LOG_T_MAX, _LOG_T_MAX), method="bounded", options={"xatol": 1e-8})
+    return math.exp(found.x)
 
 
 def halves(n: int, seed: int) -> tuple[Tensor, Tensor]:
