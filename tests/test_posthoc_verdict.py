@@ -45,3 +45,17 @@ def test_the_ood_suite_reports_the_verdict_of_its_own_aurocs(tmp_path):
         assert m["ood_best"][name]["auroc"] == max(by_score.values())
         assert by_score[m["ood_best"][name]["score"]] == m["ood_best"][name]["auroc"]
     assert m["ood_best"]["mean"] == pytest.approx(sum(max(v.values()) for v in m["ood"].values()) / len(m["ood"]))
+
+
+def test_a_users_ood_set_is_scored_and_judged_beside_the_built_in_ones(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    from jemkit.evaluation import evaluate
+
+    np.savez(tmp_path / "mine.npz", x=np.random.default_rng(0).integers(0, 256, (30, 8, 8), dtype=np.uint8))
+    m = evaluate(Path(__file__).parent / "fixtures" / "checkpoints-v1" / "jem", tmp_path / "eval", suites=["ood"],
+                 quick=True, progress=False, device="cpu", ood={"mine": f"npz:{tmp_path / 'mine.npz'}"})
+    assert set(m["ood"]["mine"]) == {"logp", "maxprob", "gradnorm", "energy"}
+    assert m["ood_best"]["mine"]["auroc"] == max(m["ood"]["mine"].values())

@@ -112,11 +112,11 @@ def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str
 
 def suite_ood(ctx: EvalContext) -> dict:
     """AUROC (``ood``), AUPR-In (``ood_aupr``) and FPR at 95% TPR (``ood_fpr95``) per OOD set and score,
-    the test set against each of ``ood_sets``, and the best score
+    the test set against each of ``ood_sets`` (the user's ``ctx.ood_extra`` included), and the best score
     per set (``ood_best``); writes ``{prefix}ood_histograms.png``."""
     gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
     n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
-    sets = ood_sets(ctx.data, n, generator=gen)
+    sets = ood_sets(ctx.data, n, generator=gen, extra=ctx.ood_extra)
     scores_in = ood_scores(ctx.energy, ctx.data.x_test[:n], temperature=ctx.ood_temperature)
     scores_out, result = {}, {"ood": {}, "ood_aupr": {}, "ood_fpr95": {}}
     for name, x in tqdm(sets.items(), desc=f"ood ({ctx.label})", disable=not ctx.progress, leave=False):
