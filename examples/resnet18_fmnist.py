@@ -31,6 +31,15 @@ def small_input_resnet18(in_channels: int, num_classes: int) -> nn.Module:
     return net
 
 
+def own_convention(x_train: torch.Tensor, x_test: torch.Tensor):
+    """This model's input: pixels in [0, 1] (jemkit's x in [−1, 1] as (x + 1)/2), normalized per channel by the
+    training set's mean and std. Returns ((train, test), mean, std)."""
+    x01_train, x01_test = (x_train + 1) / 2, (x_test + 1) / 2
+    mean, std = x01_train.mean((0, 2, 3)), x01_train.std((0, 2, 3))
+    m, s = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+    return ((x01_train - m) / s, (x01_test - m) / s), mean, std
+
+
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random 2-pixel shifts (pad and crop) and horizontal flips, per image."""
     n, _, h, w = x.shape
@@ -90,10 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = load_dataset(args.data)
-    x01_train, x01_test = (data.x_train + 1) / 2, (data.x_test + 1) / 2  # this model's own convention: [0, 1] ...
-    mean, std = x01_train.mean((0, 2, 3)), x01_train.std((0, 2, 3))  # ... normalized per channel
-    x_train = ((x01_train - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).to(device)
-    x_test = ((x01_test - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).to(device)
+    (x_train, x_test), mean, std = own_convention(data.x_train, data.x_test)
+    x_train, x_test = x_train.to(device), x_test.to(device)
     net = small_input_resnet18(data.shape[0], data.num_classes).to(device)
     steps, seconds = train(net, x_train, data.y_train.to(device), args)
     test_accuracy = accuracy(net, x_test, data.y_test.to(device))

@@ -60,7 +60,7 @@ def real_ood_sets(data: ImageData, n: int, generator: torch.Generator | None = N
     return sets
 
 
-BUILT_IN = ("uniform", "gaussian", "constant", "flip", "interp", "digits", *REAL_SETS)  # names a user set may not take
+BUILT_IN = ("uniform", "gaussian", "constant", "flip", "interp", "digits", *REAL_SETS, "mean")  # names a user set may not take ("mean": ood_best.mean)
 
 
 def user_sets(extra: dict[str, Tensor], shape: tuple[int, ...], n: int, device) -> dict[str, Tensor]:
