@@ -2,6 +2,7 @@
 sets (``ood=``), a TorchScript file, and ``jemkit eval --model ... --weights ...`` through the CLI."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,13 @@ def test_wrapped_model_evaluates_on_given_data_with_a_user_ood_set(digits, tmp_p
     assert 0.0 <= m["accuracy"] <= 1.0 and m["calibration"]["ece"] >= 0
     assert {"uniform", "flip", "interp", "blobs"} <= set(m["ood"])
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(json.dumps(m))
+
+
+def test_a_checkpoint_on_given_data_is_scored_as_on_its_own(digits, tmp_path):
+    v1 = Path(__file__).parent / "fixtures" / "checkpoints-v1" / "jem"
+    own = evaluate(v1, tmp_path / "own", **QUICK)
+    given = evaluate(v1, tmp_path / "given", data=digits, **QUICK)
+    assert given == own and "run_dir" in given
 
 
 def test_wrapped_model_needs_data_that_fits_it(digits, tmp_path):

@@ -1,5 +1,7 @@
 """``jemkit.wrap``: any module as the ``Classifier`` ``jemkit.load`` returns — the input convention it feeds the
 module (checked by hand), the record it synthesizes, and the round trip through ``save_model`` / ``load``."""
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -85,3 +87,13 @@ def test_a_module_jemkit_cannot_rebuild_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="cannot save a TorchScript model"):
         jemkit.save_model(jemkit.wrap(scripted, (1, 2, 2)), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_loaded_checkpoint_saves_again_as_the_same_model(tmp_path):
+    v1 = jemkit.load(Path(__file__).parent / "fixtures" / "checkpoints-v1" / "jem")
+    jemkit.save_model(v1, tmp_path / "copy")
+    copy = jemkit.load(tmp_path / "copy")
+    assert copy.checkpoint_path.endswith("step_00000150.safetensors") and copy.record["config"] == v1.record["config"]
+    x = torch.rand(5, 1, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(copy(x), v1(x), rtol=0, atol=0)
