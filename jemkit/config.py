@@ -43,6 +43,7 @@ class ModelConfig:
     temperature: float = 1.0  # E(x) = −T logsumexp(f/T)
     spectral_norm: bool = False  # spectral normalization on every conv and linear layer (IGEBM)
     sigma_mode: str = "scale"  # score nets: scale (s = f(x)/σ, NCSNv2) | embed (s = f(x, log σ)/σ)
+    stem: str = "default"  # torchvision:/timm: ResNets: default | small (3×3 stride-1 first conv, no max-pool)
 
 
 @dataclass
@@ -249,6 +250,7 @@ SHAPE_FORMAT = re.compile(r"^([1-9]\d*)x([1-9]\d*)x([1-9]\d*)$")  # data.shape, 
 CHOICES = {
     "data.name": ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "celeba", *TOY_DATASETS),
     "model.arch": ("cnn", "wrn", *SCORE_ARCHS),
+    "model.stem": ("default", "small"),
     "model.sigma_mode": ("scale", "embed"),
     "model.norm": ("none", "batch", "layer", "instance"),
     "model.activation": ("leaky_relu", "silu", "relu"),
@@ -276,12 +278,22 @@ def get_dotted(cfg: Config, key: str):
     return obj
 
 
+EXTERNAL_ARCH_PREFIXES = ("torchvision:", "timm:")  # another library's architecture (jemkit/nets/external.py)
+
+
+def _users_own(key: str, value) -> bool:
+    """A user's dataset (``npz:``, ``imagefolder:``) or another library's architecture, checked when built."""
+    prefixes = {"data.name": USER_DATA_PREFIXES, "model.arch": EXTERNAL_ARCH_PREFIXES}.get(key)
+    return prefixes is not None and isinstance(value, str) and value.startswith(prefixes)
+
+
 def validate(cfg: Config) -> Config:
     """Check every value before anything runs or any file is written; raise ConfigError naming the key."""
     for key, choices in CHOICES.items():
         value = get_dotted(cfg, key)
-        if value not in choices and not (key == "data.name" and value.startswith(USER_DATA_PREFIXES)):
-            mine = " or your own as npz:FILE, imagefolder:DIR" if key == "data.name" else ""
+        if value not in choices and not _users_own(key, value):
+            mine = {"data.name": " or your own as npz:FILE, imagefolder:DIR",
+                    "model.arch": " or another library's as torchvision:NAME, timm:NAME"}.get(key, "")
             raise ConfigError(f"{key}: unknown value '{value}'{closest(str(value), choices)}; choose one of {', '.join(choices)}{mine}")
     _validate_user_data(cfg)
     for key in POSITIVE:

@@ -118,9 +118,19 @@ def test_feature_fid_separates_real_from_noise(tiny_classifier, digits_test):
     assert 0 < fid_halves < 0.2 * fid_noise
 
 
-def test_feature_extractor_needs_a_linear_head():
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    with pytest.raises(ValueError, match="nn.Linear named 'head'"):
+def test_feature_extractor_finds_a_users_final_linear_layer():
+    """A user's net (no layer named 'head'): the input of its last nn.Linear with num_classes outputs."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    features = feature_fid_extractor(Classifier(net, (1, 8, 8), 10))
+    x = torch.rand(5, 1, 8, 8) * 2 - 1
+    with torch.no_grad():
+        want = net[2](net[1](net[0](x)))
+        assert torch.equal(features(x), want)
+
+
+def test_feature_extractor_needs_a_linear_layer_giving_the_logits():
+    net = nn.Sequential(nn.Conv2d(1, 10, 8), nn.Flatten())  # logits from a convolution
+    with pytest.raises(ValueError, match="nn.Linear giving the logits"):
         feature_fid_extractor(Classifier(net, (1, 8, 8), 10))
 
 

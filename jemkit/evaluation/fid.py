@@ -135,11 +135,16 @@ def inception_fid_extractor(device: str | torch.device = "cpu", weights: str | P
 
 
 def _find_head(model: nn.Module) -> nn.Linear:
+    """The final linear layer giving the logits: jemkit's ``head``, else (a user's net) the last ``nn.Linear``
+    with ``num_classes`` outputs (torchvision's ``fc`` / ``classifier.N``, timm's ``head.fc``)."""
     modules = dict(model.named_modules())
     head = modules.get("head", modules.get("net.head"))
     if not isinstance(head, nn.Linear):
-        raise ValueError(f"feature FID needs a classifier whose final layer is an nn.Linear named 'head' "
-                         f"(as jemkit's SmallCNN and WideResNet); {type(getattr(model, 'net', model)).__name__} has none")
+        k = getattr(model, "num_classes", None)
+        head = next((m for m in reversed(list(model.modules())) if isinstance(m, nn.Linear) and m.out_features == k), None)
+    if head is None:
+        raise ValueError(f"feature FID needs a classifier whose final layer is an nn.Linear giving the logits; "
+                         f"{type(getattr(model, 'net', model)).__name__} has none")
     return head
 
 

@@ -148,8 +148,8 @@ def _fid_extractors(reference: str | Path | Classifier, inception: bool, device:
         model, name = load(reference, device=device), str(resolve_checkpoint(reference))
     try:
         feature = feature_fid_extractor(model, name)
-    except ValueError:  # a user's architecture whose final layer is not named 'head'
-        log.warning("feature FID skipped: the final layer of %s is not an nn.Linear named 'head'; "
+    except ValueError:  # a net whose logits do not come from a final nn.Linear
+        log.warning("feature FID skipped: the final layer of %s is not an nn.Linear giving the logits; "
                     "name a jemkit classifier of the same data as the FID reference (--fid-reference)", name)
         feature = None
     return {"feature": feature, "inception": inception_fid_extractor(device) if inception else None}

@@ -3,7 +3,6 @@ and the record every checkpoint of the run carries."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -11,12 +10,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..config import SCORE_OBJECTIVES, Config, OptimConfig
 from ..data import ImageData
 from ..model import Classifier, ScoreModel
-from ..nets import NETS, build_net
+from ..nets import arch_options, build_net
 
 
 def net_options(cfg: Config) -> dict:
     """The model-config fields that the chosen architecture takes."""
-    accepted = set(inspect.signature(NETS[cfg.model.arch]).parameters) | {"spectral_norm"}
+    accepted = arch_options(cfg.model.arch) | {"spectral_norm"}
     return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in accepted}
 
 
