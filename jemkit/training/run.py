@@ -20,7 +20,7 @@ from ..objectives import LossOutput
 from ..sampling import ReplayBuffer, build_init, draw_score_samples, make_sampler
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
-from .build import build_ema, build_model, build_optimizer, checkpoint_record
+from .build import build_ema, build_model, build_optimizer, checkpoint_record, load_init
 from .distributed import RankSlice, World
 from .state import RANK_STATE, TrainState
 from .steps import STEPS, held_out_score_loss
@@ -119,6 +119,15 @@ class Run:
         if self.cfg.train.channels_last:
             buffer.x = buffer.x.contiguous(memory_format=torch.channels_last)
         return buffer
+
+    def start_from_init(self) -> None:
+        """``model.init``'s pretrained weights in the model and its weight average: a fresh run's step 0 (a resumed
+        run restores its own checkpoint and never reads them)."""
+        if not self.cfg.model.init:
+            return
+        load_init(self.model, self.cfg)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.model.state_dict())
 
     def step_fn(self) -> Callable[..., LossOutput]:
         """This run's training step ``fn(energy, x, y) -> LossOutput`` (SGLD steps as the guard has them now)."""

@@ -125,8 +125,10 @@ def _train(cfg: Config, run_dir: Path, world: World, *, overwrite: bool, resume:
 
 
 def _resume_or_start(run: Run, resuming: bool) -> None:
-    """Restore the last valid checkpoint, or save step 0 (the first point to roll back to)."""
+    """Restore the last valid checkpoint, or save step 0 (the first point to roll back to: the pretrained
+    weights of ``model.init`` when it names them)."""
     if not resuming:
+        run.start_from_init()
         run.save()
         return
     found = distributed.on_main(lambda: latest_valid(run.run_dir / "checkpoints"), run.world)
