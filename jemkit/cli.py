@@ -1,4 +1,4 @@
-"""Command line: `jemkit train | eval | sample | report | compare | demo | bench | presets`. Parses and dispatches only."""
+"""Command line: `jemkit train | finetune | eval | sample | report | compare | demo | bench | presets`. Parses and dispatches only."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,25 @@ def cmd_train(a: argparse.Namespace) -> None:
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         result = f"held-out score-matching loss {r.test_loss:.4f}" if r.test_loss is not None else f"test accuracy {r.test_accuracy:.4f}"
         print(f"{result} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
+
+
+def cmd_finetune(a: argparse.Namespace) -> None:
+    import shlex
+
+    from .memory import steady_host_memory
+    from .training.finetune import Pretrained, finetune, finetune_config
+
+    normalize = [*a.normalize[0], *a.normalize[1]] if a.normalize else None
+    source = Pretrained(a.checkpoint, a.model, a.weights, a.stem, normalize)
+    cfg = finetune_config(source, a.preset, a.data, a.set)
+    if cfg.train.steady_memory:
+        steady_host_memory()
+    r = finetune(cfg, a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
+    if os.environ.get("RANK", "0") == "0":
+        run = shlex.quote(str(a.out))
+        print(f"test accuracy {r.test_accuracy:.4f} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
+        print(f"compare with the model as it came: jemkit eval {run} --baseline {shlex.quote(str(Path(a.out) / 'pretrained'))} "
+              f"--out {shlex.quote(str(Path(a.out) / 'eval'))}")
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
@@ -186,6 +205,25 @@ def _eval_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--quiet", action="store_true")
 
 
+def _finetune_args(f: argparse.ArgumentParser) -> None:
+    f.add_argument("checkpoint", nargs="?", help="jemkit checkpoint or run directory to fine-tune (its architecture and "
+                                                 "data unless --data / --set say otherwise); or use --model")
+    m = f.add_argument_group("your own classifier (instead of CHECKPOINT)")
+    m.add_argument("--model", help="torchvision:NAME or timm:NAME (needs timm); needs --weights and --data")
+    m.add_argument("--weights", help="its pretrained weights: .safetensors, or .pt/.pth read with weights_only=True")
+    m.add_argument("--stem", choices=["default", "small"], help="small: ResNet first conv 3x3 stride 1 and no max-pool")
+    m.add_argument("--normalize", type=_mean_std, metavar="MEAN,STD",
+                   help="the model's input normalization as in `jemkit eval` (default: (x+1)/2 in [0, 1])")
+    f.add_argument("--data", help="train on this dataset: a built-in name, npz:FILE or imagefolder:DIR "
+                                  "(default: the checkpoint's own; required with --model)")
+    f.add_argument("--preset", default="finetune-jempp", help="training recipe (default finetune-jempp; see `jemkit presets`)")
+    f.add_argument("--out", required=True, help="run directory; the model as it came is saved to OUT/pretrained")
+    f.add_argument("--set", **SETS)
+    f.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    f.add_argument("--resume", action="store_true", help="continue the run in --out even though its config differs")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _sample_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("checkpoint")
     s.add_argument("--out", required=True, help="PNG file to write")
@@ -221,6 +259,8 @@ def _bench_args(b: argparse.ArgumentParser) -> None:
 
 COMMANDS = {  # name: (action, help, arguments)
     "train": (cmd_train, "train a model from a preset into a run directory", _train_args),
+    "finetune": (cmd_finetune, "continue training a pretrained classifier (a checkpoint or --model with --weights) as a JEM",
+                 _finetune_args),
     "eval": (cmd_eval, "evaluate a checkpoint (a run directory means its latest checkpoint) or your own classifier (--model)",
              _eval_args),
     "sample": (cmd_sample, "draw a grid of samples from fresh chains started where training started them", _sample_args),
@@ -252,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="jemkit: %(message)s", level=logging.WARNING)
-    if args.func is not cmd_train:  # cmd_train applies it per train.steady_memory
+    if args.func not in (cmd_train, cmd_finetune):  # they apply it per train.steady_memory
         steady_host_memory()  # every other command samples or evaluates too (JEMKIT_STEADY_MEMORY=0 turns it off)
     try:
         args.func(args)
