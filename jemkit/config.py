@@ -28,6 +28,7 @@ class DataConfig:
     labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
     shape: str = ""  # "CxHxW" (e.g. 3x32x32): pad images symmetrically with -1 to HxW and repeat gray to C channels ("" = as loaded)
+    outliers: str = ""  # train.objective=energy_oe: auxiliary outlier images, npz:FILE | imagefolder:DIR ("" = the replay buffer's SGLD samples stand in)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline) | dsm | ssm | ncsn (score matching, see score.*)
+    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline) | energy_oe (energy-bounded outlier exposure, see oe.*) | dsm | ssm | ncsn (score matching, see score.*)
     chain_init: str = "buffer"  # buffer (PCD) | data (contrastive divergence CD-k, k = sampler.steps)
     steps: int = 2000
     pyx_weight: float = 1.0
@@ -136,6 +137,15 @@ class GuardConfig:
 
 
 @dataclass
+class EnergyOEConfig:
+    """Energy-bounded outlier exposure, train.objective=energy_oe (Liu et al. 2020 §3.2; jemkit/objectives/energy_oe.py)."""
+
+    weight: float = 0.1  # λ of the two squared hinges (the paper's value)
+    m_in: float = -25.0  # in-distribution energies are pushed below this (the paper's CIFAR-10 value; margins follow the logits' scale)
+    m_out: float = -7.0  # outliers' energies are pushed above this (the paper's CIFAR-10 value)
+
+
+@dataclass
 class Config:
     preset: str = "custom"
     data: DataConfig = field(default_factory=DataConfig)
@@ -146,6 +156,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    oe: EnergyOEConfig = field(default_factory=EnergyOEConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -259,7 +270,7 @@ CHOICES = {
     "sampler.name": ("sgld", "langevin", "mala"),
     "buffer.init": ("uniform", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
-    "train.objective": ("jem", "ebm", "ce", *SCORE_OBJECTIVES),
+    "train.objective": ("jem", "ebm", "ce", "energy_oe", *SCORE_OBJECTIVES),
     "train.chain_init": ("buffer", "data"),
 }
 POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score.sampler_eps", "data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
@@ -269,7 +280,7 @@ NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampl
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps",
                 "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
-                "score.sampler_steps"]
+                "score.sampler_steps", "oe.weight"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
 
@@ -320,6 +331,7 @@ def validate(cfg: Config) -> Config:
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     _validate_score(cfg)
+    _validate_energy_oe(cfg)
     return cfg
 
 
@@ -350,6 +362,22 @@ def _validate_score(cfg: Config) -> None:
         raise ConfigError("train.channels_last is for images; 2-D points have no channels")
     if cfg.score.sigma_max < cfg.score.sigma_min:
         raise ConfigError(f"score.sigma_max must be >= score.sigma_min, got {cfg.score.sigma_max} < {cfg.score.sigma_min}")
+
+
+def _validate_energy_oe(cfg: Config) -> None:
+    """energy_oe takes outliers from data.outliers or, with none, from the replay buffer's chains; m_in < m_out."""
+    oe, d, used = cfg.oe, cfg.data, cfg.train.objective == "energy_oe"
+    for bad, message in [
+        (d.outliers and not (d.outliers.startswith(USER_DATA_PREFIXES) and d.outliers.partition(":")[2]),
+         f"data.outliers must be npz:FILE or imagefolder:DIR, got '{d.outliers}'"),
+        (d.outliers and not used, f"data.outliers is read by train.objective=energy_oe only, got '{cfg.train.objective}'"),
+        (used and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
+        (used and not d.outliers and cfg.train.chain_init != "buffer", "train.objective=energy_oe without data.outliers takes "
+         "the replay buffer's SGLD samples as outliers: set train.chain_init=buffer, or give data.outliers=npz:FILE|imagefolder:DIR"),
+        (used and d.labels_per_class > 0, "data.labels_per_class: energy_oe trains on labelled images only"),
+    ]:
+        if bad:
+            raise ConfigError(message)
 
 
 # ---------------------------------------------------------------- presets

@@ -20,9 +20,9 @@ from . import distributed
 from .distributed import World
 from .monitor import TensorBoard, buffer_stats
 
-LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy", "sgld_grad_norm",
-               "accept_rate", "buffer_mean", "buffer_std", "score_norm", "test_acc",
-               "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
+LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy",
+               "e_in", "e_out", "hinge_in", "hinge_out", "sgld_grad_norm", "accept_rate", "buffer_mean", "buffer_std",
+               "score_norm", "test_acc", "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
 
 
 def open_csv(run_dir: Path, resumed_step: int | None):

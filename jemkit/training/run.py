@@ -12,7 +12,7 @@ import torch
 
 from ..checkpoint import buffer_path, load_training_state, prune_checkpoints, read_record, save_checkpoint, save_shard
 from ..config import SCORE_OBJECTIVES, Config
-from ..data import BatchStream, dataset_from_config, labelled_subset
+from ..data import BatchStream, dataset_from_config, labelled_subset, load_ood_set
 from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
@@ -23,7 +23,7 @@ from . import distributed
 from .build import build_ema, build_model, build_optimizer, checkpoint_record, load_init
 from .distributed import RankSlice, World
 from .state import RANK_STATE, TrainState
-from .steps import STEPS, held_out_score_loss
+from .steps import STEPS, draws_chains, held_out_score_loss
 
 log = logging.getLogger("jemkit")
 
@@ -45,13 +45,15 @@ class Run:
         seed_everything(cfg.train.seed + self.world.rank)  # initialization (rank 0's is broadcast by DDP) and dropout
         d = cfg.data
         self.data = dataset_from_config(d).to(self.device)
+        self.outliers = (load_ood_set(d.outliers, like=self.data, name=f"data.outliers={d.outliers}").to(self.device)
+                         if d.outliers else None)  # energy_oe's auxiliary outlier images (N, C, H, W)
         self.model = build_model(cfg, self.data).to(self.device)
         self.model.check_finite = False  # data are validated once at load; the guard watches the rest
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
             self.data.x_train = self.data.x_train.contiguous(memory_format=torch.channels_last)
         self.is_score_model = cfg.train.objective in SCORE_OBJECTIVES  # the step calls it as s(x, σ)
-        self.uses_buffer = cfg.train.objective in ("jem", "ebm") and cfg.train.chain_init == "buffer"
+        self.uses_buffer = draws_chains(cfg) and cfg.train.chain_init == "buffer"
         self.ema = build_ema(self.model, cfg.train.ema)  # before DDP wraps the model
         self._wrap_energies()
         opt = build_optimizer(self.model.parameters(), cfg.optim)
@@ -134,6 +136,8 @@ class Run:
         fn, cfg, s = STEPS[self.cfg.train.objective], self.cfg, self.state
         if cfg.train.objective == "ce":
             return fn
+        if cfg.train.objective == "energy_oe":  # its margins, and its outliers (None: the buffer's chains stand in)
+            fn = functools.partial(fn, oe=cfg.oe, outliers=self.outliers)
         if self.is_score_model:  # noise, σ's and projections from the sampler generator (saved with every checkpoint)
             return functools.partial(fn, score=cfg.score, generator=s.sample_gen)
         sampler = make_sampler(cfg.sampler, s.guard.extra_sgld_steps)

@@ -6,9 +6,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..config import ScoreConfig, TrainConfig
+from ..config import Config, EnergyOEConfig, ScoreConfig, TrainConfig
 from ..energy import ClassifierEnergy
-from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, jem_hybrid,
+from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, energy_oe, jem_hybrid,
                           joint_contrastive, ncsn_loss, sliced_score_matching)
 from ..sampling import ReplayBuffer, noise_levels
 from ..utils import frozen, make_generator
@@ -116,6 +116,48 @@ def ebm_step(
     return out
 
 
+def energy_oe_step(
+    energy: ClassifierEnergy,
+    x: Tensor,
+    y: Tensor,
+    *,
+    oe: EnergyOEConfig,
+    outliers: Tensor | None,
+    sampler: Callable,
+    buffer: ReplayBuffer | None,
+    train: TrainConfig,
+    generator: torch.Generator | None = None,
+    x_unlabeled: Tensor | None = None,
+) -> LossOutput:
+    """Energy-bounded outlier exposure (Liu et al. 2020 §3.2, ``objectives/energy_oe.py``):
+    CE(f(x_in), y) + λ·(E[max(0, E(x_in) − m_in)²] + E[max(0, m_out − E(x_out))²]), x_out as many as x_in.
+
+    With ``outliers`` (config ``data.outliers``, (N, C, H, W)) x_out is drawn from them uniformly with
+    replacement by ``generator``, the sampler generator every checkpoint saves, so a resumed run draws the
+    same outliers. Without, x_out are this step's SGLD samples from the replay buffer (as ``jem_step`` draws
+    them), detached: the model's own samples stand in for real outliers. That hybrid is jemkit's variant,
+    not the paper's: like JEM it raises the energy where the model's chains go, but through the bounded
+    hinge instead of the unbounded contrastive term E(x) − E(x_sampled). ``x_unlabeled`` is refused by
+    the config (``data.labels_per_class``); the parameter keeps the steps' one signature.
+    """
+    chains = None
+    if outliers is not None:
+        x_out = outliers[torch.randint(len(outliers), (x.shape[0],), generator=generator, device=outliers.device)]
+    else:
+        chains = Chains(energy, sampler, buffer, train, generator)
+        x_out = chains.advance(x).detach()
+    out = energy_oe(energy, x, y, x_out, weight=oe.weight, m_in=oe.m_in, m_out=oe.m_out)
+    if chains is not None:
+        out.stats.update(chains.stats())
+    return out
+
+
+def draws_chains(cfg: Config) -> bool:
+    """Whether a run's step samples from the model: jem, ebm, and energy_oe with no ``data.outliers``."""
+    objective = cfg.train.objective
+    return objective in ("jem", "ebm") or (objective == "energy_oe" and not cfg.data.outliers)
+
+
 # ---------------------------------------------------------------- score matching (score-only models; labels unused)
 
 def dsm_step(score_fn, x: Tensor, y: Tensor, *, score: ScoreConfig, generator: torch.Generator | None = None) -> LossOutput:
@@ -153,4 +195,4 @@ def held_out_score_loss(model, x: Tensor, objective: str, score: ScoreConfig, *,
     return total / len(x)
 
 
-STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step, **SCORE_STEPS}
+STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step, "energy_oe": energy_oe_step, **SCORE_STEPS}

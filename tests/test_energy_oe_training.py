@@ -1,0 +1,177 @@
+"""train.objective=energy_oe (Liu et al. 2020 §3.2) as a training run: outliers from data.outliers or, with
+none, the replay buffer's SGLD samples (jemkit's hybrid); energies separate, metrics.csv logs the hinges,
+bad configs give one line, the guard rolls it back, and a resumed run ends bitwise equal."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import jemkit
+from jemkit.checkpoint import resolve_checkpoint
+from jemkit.cli import main
+from jemkit.config import EnergyOEConfig, TrainConfig, load_preset
+from jemkit.data import load_dataset
+from jemkit.energy import ClassifierEnergy
+from jemkit.objectives import LossOutput
+from jemkit.sampling import ReplayBuffer
+from jemkit.training import Callback, train
+from jemkit.training.steps import energy_oe_step
+
+# margins around a fresh width-8 CNN's energies (≈ −log 10 ≈ −2.3 for near-zero logits): both hinges start active
+TINY = ["model.width=8", "optim.warmup=0", "optim.lr=3e-3", "oe.m_in=-4", "oe.m_out=-1", "oe.weight=1.0",
+        "train.log_every=5", "train.eval_every=30", "train.sample_every=30"]
+
+
+def write_noise(path, n=200, size=8, seed=0):
+    """An outlier set: uniform-noise uint8 images (N, H, W) in an .npz file."""
+    np.savez(path, x=np.random.default_rng(seed).integers(0, 256, (n, size, size), dtype=np.uint8))
+    return f"npz:{path}"
+
+
+def rows(run) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def energy_gap(model, x_in, x_out) -> float:
+    """mean E(x_out) − mean E(x_in): how far above the data the model puts outliers."""
+    energy = ClassifierEnergy(model)
+    with torch.no_grad():
+        return (energy(x_out).mean() - energy(x_in).mean()).item()
+
+
+def test_outliers_are_pushed_above_the_data(tmp_path):
+    spec = write_noise(tmp_path / "noise.npz")
+    base = ["train.steps=30", "train.checkpoint_every=0", *TINY]
+    train(load_preset("digits-baseline", [*base, "train.objective=energy_oe", f"data.outliers={spec}"]),
+          tmp_path / "oe", progress=False)
+    train(load_preset("digits-baseline", [*base, "train.objective=ce"]), tmp_path / "ce", progress=False)
+    x_in = load_dataset("digits").x_test
+    x_out = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(5)) * 2 - 1  # fresh noise, never trained on
+    start = energy_gap(jemkit.load(tmp_path / "oe" / "checkpoints" / "step_00000000.json"), x_in, x_out)
+    oe, ce = energy_gap(jemkit.load(tmp_path / "oe"), x_in, x_out), energy_gap(jemkit.load(tmp_path / "ce"), x_in, x_out)
+    assert oe > start + 1.0 and oe > ce + 1.0, (start, oe, ce)
+    first, last = rows(tmp_path / "oe")[0], rows(tmp_path / "oe")[-1]
+    assert float(last["hinge_in"]) < float(first["hinge_in"]) / 2, (first, last)
+    assert float(last["e_out"]) - float(last["e_in"]) > float(first["e_out"]) - float(first["e_in"]) + 1.0
+
+
+def test_the_step_draws_its_outliers_from_the_set():
+    torch.manual_seed(0)
+    energy = ClassifierEnergy(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)))
+    x, y = torch.randn(8, 1, 4, 4), torch.randint(3, (8,))
+    one = torch.randn(1, 1, 4, 4)
+    out = energy_oe_step(energy, x, y, oe=EnergyOEConfig(), outliers=one.expand(5, -1, -1, -1), sampler=None,
+                         buffer=None, train=TrainConfig(), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.stats["e_out"], energy(one).detach()[0])
+    assert "sgld_grad_norm" not in out.stats  # no chains ran
+
+
+def test_the_hybrid_takes_the_chains_samples_as_outliers():
+    torch.manual_seed(0)
+    energy = ClassifierEnergy(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)))
+    x, y = torch.randn(8, 1, 4, 4), torch.randint(3, (8,))
+    buffer = ReplayBuffer(20, (1, 4, 4), generator=torch.Generator().manual_seed(1))
+
+    def sampler(energy, x0, y=None, generator=None, callback=None):  # every chain ends at the same image
+        callback({"grad": torch.ones_like(x0)})
+        return torch.full_like(x0, 0.5)
+
+    out = energy_oe_step(energy, x, y, oe=EnergyOEConfig(), outliers=None, sampler=sampler, buffer=buffer,
+                         train=TrainConfig(), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.stats["e_out"], energy(torch.full((1, 1, 4, 4), 0.5)).detach()[0])
+    assert (buffer.x == 0.5).all(dim=(1, 2, 3)).sum() >= 1  # the samples went back to the buffer
+    assert out.stats["sgld_grad_norm"].item() == pytest.approx(4.0)  # ‖1‖ over 16 pixels
+
+
+def test_hybrid_without_outliers_trains_and_logs_e_out(tmp_path):
+    run = tmp_path / "run"
+    cfg = load_preset("digits-jem", [*TINY, "train.objective=energy_oe", "train.steps=2", "train.log_every=1", "sampler.steps=2",
+                                     "buffer.size=100"])
+    train(cfg, run, progress=False)
+    logged = rows(run)
+    assert [r["step"] for r in logged] == ["1", "2"]
+    assert all(r["e_out"] and r["hinge_out"] and r["sgld_grad_norm"] and r["buffer_std"] for r in logged)
+    record = resolve_checkpoint(run)
+    assert record.with_name(record.name.replace(".json", ".buffer.safetensors")).is_file()
+
+
+def test_outliers_of_the_original_shape_are_padded_like_the_data(tmp_path):
+    spec = write_noise(tmp_path / "noise.npz")
+    cfg = load_preset("digits-baseline", ["train.objective=energy_oe", f"data.outliers={spec}", "data.shape=3x12x12",
+                                          "train.steps=2", *TINY])
+    train(cfg, tmp_path / "run", progress=False)
+    assert rows(tmp_path / "run")[-1]["e_out"]
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["train.chain_init=data"], "energy_oe without data.outliers takes the replay buffer's SGLD samples"),
+    (["oe.m_in=-1", "oe.m_out=-4"], "oe.m_in must be below oe.m_out"),
+    (["data.outliers=BIG"], "has images 1x16x16, the model takes 1x8x8"),
+    (["data.outliers=folder:x"], "data.outliers must be npz:FILE or imagefolder:DIR"),
+    (["train.objective=jem", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe only"),
+    (["data.labels_per_class=5"], "energy_oe trains on labelled images only"),
+])
+def test_bad_configs_give_one_line(tmp_path, capsys, sets, message):
+    big = write_noise(tmp_path / "big.npz", size=16)
+    argv = ["train", "--preset", "digits-jem", "--out", str(tmp_path / "run"), "--quiet"]
+    for s in ["train.objective=energy_oe", "train.steps=2", *TINY, *sets]:
+        argv += ["--set", s.replace("BIG", big)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("jemkit: error:") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+class PoisonAt(Callback):
+    """A NaN loss at step ``at``, once: the guard reads energy_oe's loss (its energies have no bounds there)."""
+
+    def __init__(self, at: int):
+        self.at, self.fired = at, False
+
+    def on_loss(self, step, out):
+        if step != self.at or self.fired:
+            return out
+        self.fired = True
+        return LossOutput(out.loss * float("nan"), out.stats)
+
+
+class StopAt(Callback):
+    """Stands in for a kill: the run dies after step ``at``, past its last checkpoint."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step_end(self, step, stats):
+        if step == self.at:
+            raise KeyboardInterrupt
+
+
+def _oe_config(spec: str, steps: int = 14):
+    return load_preset("digits-baseline", ["train.objective=energy_oe", f"data.outliers={spec}", f"train.steps={steps}",
+                                           *TINY, "train.checkpoint_every=7", "train.log_every=7"])  # rows at checkpoints
+
+
+def test_guard_rolls_energy_oe_back(tmp_path):
+    spec = write_noise(tmp_path / "noise.npz")
+    train(_oe_config(spec), tmp_path / "run", progress=False, callbacks=[PoisonAt(9)])
+    events = (tmp_path / "run" / "events.log").read_text()
+    assert "divergence at step 9: non-finite loss" in events and "rolled back to step 7" in events
+    assert jemkit.load(tmp_path / "run").record["step"] == 14
+
+
+def test_resume_with_outliers_is_bitwise(tmp_path):
+    spec = write_noise(tmp_path / "noise.npz")
+    train(_oe_config(spec), tmp_path / "ref", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(_oe_config(spec), tmp_path / "run", progress=False, callbacks=[StopAt(11)])
+    train(_oe_config(spec), tmp_path / "run", progress=False)
+    assert "resumed from step_00000007.json" in (tmp_path / "run" / "events.log").read_text()
+    a = load_file(str(resolve_checkpoint(tmp_path / "ref").with_suffix(".safetensors")))
+    b = load_file(str(resolve_checkpoint(tmp_path / "run").with_suffix(".safetensors")))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    stats = ("step", "loss", "e_in", "e_out", "hinge_in", "hinge_out")
+    assert [[r[k] for k in stats] for r in rows(tmp_path / "ref")] == [[r[k] for k in stats] for r in rows(tmp_path / "run")]
+    assert [r["step"] for r in rows(tmp_path / "run")] == ["7", "14"]
