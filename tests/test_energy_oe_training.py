@@ -58,6 +58,33 @@ def test_outliers_are_pushed_above_the_data(tmp_path):
     assert float(last["e_out"]) - float(last["e_in"]) > float(first["e_out"]) - float(first["e_in"]) + 1.0
 
 
+def test_energy_oe_finetuning_of_a_pretrained_classifier_lowers_fpr95(tmp_path, capsys):
+    """Item 5 of issue 15 end to end: a trained classifier, `jemkit finetune` with train.objective=energy_oe and
+    margins set around its own energies; FPR95 of the energy score on fresh noise falls, accuracy holds."""
+    from jemkit.evaluation.ood import fpr_at_tpr
+
+    pre = tmp_path / "pre"
+    train(load_preset("digits-baseline", ["train.steps=60", "model.width=8", "optim.warmup=0", "optim.lr=3e-3",
+                                          "train.log_every=30", "train.eval_every=60"]), pre, progress=False)
+    data = load_dataset("digits")
+    x_out = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(5)) * 2 - 1
+
+    def measure(model):
+        energy = ClassifierEnergy(model)
+        with torch.no_grad():
+            acc = (model(data.x_test).argmax(1) == data.y_test).float().mean().item()
+            return fpr_at_tpr(-energy(data.x_test), -energy(x_out)), acc, energy(data.x_test).mean().item(), energy(x_out).mean().item()
+
+    fpr_before, acc_before, e_in, e_out = measure(jemkit.load(pre))
+    sets = ["train.objective=energy_oe", f"data.outliers={write_noise(tmp_path / 'noise.npz')}", f"oe.m_in={e_in - 1:.3f}",
+            f"oe.m_out={e_out + 1:.3f}", "oe.weight=1.0", "train.steps=30", "optim.lr=1e-3", "optim.warmup=0",
+            "train.log_every=10", "train.eval_every=30", "train.checkpoint_every=0"]
+    argv = ["finetune", str(pre), "--data", "digits", "--out", str(tmp_path / "ft"), "--quiet"]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0, capsys.readouterr().err
+    fpr_after, acc_after, _, _ = measure(jemkit.load(tmp_path / "ft"))
+    assert fpr_after < fpr_before / 2 and acc_after >= acc_before - 0.05, (fpr_before, fpr_after, acc_before, acc_after)
+
+
 def test_the_step_draws_its_outliers_from_the_set():
     torch.manual_seed(0)
     energy = ClassifierEnergy(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)))
