@@ -65,11 +65,11 @@ def test_finetune_a_checkpoint(pretrained, digits, tmp_path, capsys):
 
 
 def test_finetune_a_torchvision_model_from_a_weights_file(resnet_file, digits, tmp_path, capsys):
-    path, net = resnet_file
-    run = tmp_path / "run"
-    rc = main(["finetune", "--model", "torchvision:resnet18", "--weights", str(path), "--stem", "small",
-               "--normalize", "0.5,0.25", "--data", "digits", "--out", str(run), "--quiet", *SETS])
-    assert rc == 0, capsys.readouterr().err
+    net, path, run = resnet_file[1], tmp_path / "resnet18.safetensors", tmp_path / "run"
+    path.write_bytes(resnet_file[0].read_bytes())
+    argv = ["finetune", "--model", "torchvision:resnet18", "--weights", str(path), "--stem", "small",
+            "--normalize", "0.5,0.25", "--data", "digits", "--out", str(run), "--quiet", *SETS]
+    assert main(argv) == 0, capsys.readouterr().err
     assert "--baseline" in capsys.readouterr().out
     weights = step0(run)
     assert weights.keys() == {f"net.module.{k}" for k in net.state_dict()}
@@ -80,6 +80,11 @@ def test_finetune_a_torchvision_model_from_a_weights_file(resnet_file, digits, t
     torch.testing.assert_close(back(digits.x_test[:100]), came(digits.x_test[:100]), rtol=0, atol=0)
     cfg = load_config(run / "config.yaml")
     assert (cfg.model.arch, cfg.model.stem, cfg.model.normalize) == ("torchvision:resnet18", "small", [0.5, 0.25])
+
+    path.unlink()  # the same command again continues the run from its own checkpoint: the weights file is not read
+    assert main([*argv, "--set", "train.steps=3", "--resume"]) == 0, capsys.readouterr().err
+    assert "resumed from step_00000002.json" in (run / "events.log").read_text()
+    torch.testing.assert_close(jemkit.load(run / "pretrained")(digits.x_test[:100]), came(digits.x_test[:100]), rtol=0, atol=0)
 
 
 @pytest.fixture(scope="module")
