@@ -45,9 +45,9 @@ class ModelConfig:
     spectral_norm: bool = False  # spectral normalization on every conv and linear layer (IGEBM)
     sigma_mode: str = "scale"  # score nets: scale (s = f(x)/σ, NCSNv2) | embed (s = f(x, log σ)/σ)
     stem: str = "default"  # torchvision:/timm: ResNets: default | small (3×3 stride-1 first conv, no max-pool)
-
     init: str = ""  # start from pretrained weights, loaded before step 0 (never on resume): checkpoint:PATH (a jemkit checkpoint or run dir; a bare PATH means the same) | weights:PATH (the net's state_dict, .safetensors or .pt)
     normalize: list[float] = field(default_factory=list)  # the net's input convention, as `jemkit eval --normalize`: [mean, std] or C means then C stds; it sees ((x+1)/2 − mean)/std ([] = x in [-1, 1] as is)
+
 
 @dataclass
 class SamplerConfig:
