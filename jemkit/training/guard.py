@@ -1,7 +1,8 @@
 """Divergence guard: detect a run going wrong, and the state of its recoveries.
 
 Detected (each check costs one host sync per step, on a handful of scalars):
-  non-finite loss, energies or SGLD gradient; |E| of data or samples above ``energy_bound``;
+  non-finite loss, energies (e_data, e_sample; energy_oe's e_in, e_out) or SGLD gradient; |E| of data,
+  samples or outliers above ``energy_bound``;
   |E(x_data) − E(x_sampled)| above ``gap_bound``; mean SGLD input-gradient norm above
   ``grad_bound``; training accuracy (per log interval) falling ``acc_drop`` below its best.
 Recovery (done by the trainer): roll back to the last good checkpoint, lr *= ``lr_factor``,
@@ -42,13 +43,13 @@ class GuardState:
 
 def check_step(cfg: GuardConfig, out: LossOutput) -> str | None:
     """A reason string if this step's loss and statistics show divergence, else None."""
-    names = ["loss"] + [k for k in ("e_data", "e_sample", "gap", "sgld_grad_norm") if k in out.stats]
+    names = ["loss"] + [k for k in ("e_data", "e_sample", "e_in", "e_out", "gap", "sgld_grad_norm") if k in out.stats]
     values = torch.stack([out.loss.detach().float()] + [out.stats[k].float() for k in names[1:]]).tolist()
     v = dict(zip(names, values))
     bad = [k for k, x in v.items() if not math.isfinite(x)]
     if bad:
         return f"non-finite {', '.join(bad)} ({', '.join(f'{k}={v[k]}' for k in bad)})"
-    for k in ("e_data", "e_sample"):
+    for k in ("e_data", "e_sample", "e_in", "e_out"):
         if k in v and abs(v[k]) > cfg.energy_bound:
             return f"energy out of bounds: |{k}| = {abs(v[k]):.3g} > {cfg.energy_bound:g}"
     if "gap" in v and abs(v["gap"]) > cfg.gap_bound:
