@@ -53,7 +53,8 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
     model, data = _eval_model_and_data(a)
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
-    robustness = {f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None}
+    robustness = dict(a.robustness)
+    robustness.update({f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None})
     m = evaluate(model, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
                  n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet,
                  options={"robustness": robustness} if robustness else {}, inception=not a.no_inception,
@@ -148,6 +149,17 @@ def _mean_std(text: str) -> tuple[list[float], list[float]]:
     return values[: len(values) // 2], values[len(values) // 2 :]
 
 
+def _suite_option(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` → (KEY, VALUE read as YAML: 200, 0.05, [bpda], true)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    value = yaml.safe_load(value)
+    return key.strip(), tuple(value) if isinstance(value, list) else value
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -195,6 +207,9 @@ def _eval_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--quick", action="store_true", help="seconds-sized version of every suite (smoke runs)")
     e.add_argument("--linf-eps", type=_floats, help="robustness: L-inf epsilons in [0, 1] pixel units, e.g. 0,0.05,0.1")
     e.add_argument("--l2-eps", type=_floats, help="robustness: L2 epsilons in [0, 1] pixel units, e.g. 0,0.5,1")
+    e.add_argument("--robustness", type=_suite_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a robustness suite option (repeatable), e.g. n_bare=200, n_defended=50, pgd_steps_bare=10, "
+                        "defense_gradients=[bpda], purify_steps=3; an unknown key lists the options")
     e.add_argument("--no-inception", action="store_true",
                    help="skip Inception FID even when its weights are installed (it costs ~0.1 s per image on a CPU)")
     e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")

@@ -29,6 +29,17 @@ def make_generator(device: torch.device | str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def train_mode(module: nn.Module, norm_eval: bool = False) -> nn.Module:
+    """``module.train()``; with ``norm_eval`` its batch-norm layers go back to eval mode (running
+    statistics used, not updated: the usual way to fine-tune a pretrained network)."""
+    module.train()
+    if norm_eval:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    return module
+
+
 @contextlib.contextmanager
 def frozen(module: object, eval_mode: bool = True) -> Iterator[None]:
     """Freeze an nn.Module for input-gradient passes; restore every flag afterwards.

@@ -129,7 +129,19 @@ def test_eval_robustness_epsilons_from_the_cli(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--preset", "digits-baseline", "--out", str(run), *TINY]) == 0
     argv = ["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "robustness", "--quick", "--quiet",
-            "--linf-eps", "0.02,0.2", "--l2-eps", "1.5"]
+            "--linf-eps", "0.02,0.2", "--l2-eps", "1.5", "--robustness", "n_bare=24", "--robustness", "defense_gradients=[bpda]",
+            "--robustness", "pgd_steps_bare=2"]
     assert main(argv) == 0
     r = json.loads((tmp_path / "ev" / "metrics.json").read_text())["robustness"]
     assert r["linf"]["eps"] == [0.0, 0.02, 0.2] and r["l2"]["eps"] == [0.0, 1.5]
+    assert r["n_bare"] == 24 and r["attack"]["pgd_steps_bare"] == 2
+    assert set(r["linf"]) >= {"bare", "bpda"} and "full" not in r["linf"]
+
+
+def test_eval_names_an_unknown_robustness_option(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-baseline", "--out", str(run), *TINY]) == 0
+    assert main(["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "robustness", "--quick", "--quiet",
+                 "--robustness", "n_bares=24"]) != 0
+    err = capsys.readouterr().err
+    assert "unknown robustness option 'n_bares'" in err and "n_bare" in err

@@ -87,6 +87,19 @@ def test_finetune_a_torchvision_model_from_a_weights_file(resnet_file, digits, t
     torch.testing.assert_close(jemkit.load(run / "pretrained")(digits.x_test[:100]), came(digits.x_test[:100]), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("norm_eval", [True, False])
+def test_norm_eval_keeps_the_pretrained_batch_norm_statistics(norm_eval, resnet_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["finetune", "--model", "torchvision:resnet18", "--weights", str(resnet_file[0]), "--stem", "small",
+            "--data", "digits", "--out", str(run), "--quiet", *SETS, "--set", f"train.norm_eval={str(norm_eval).lower()}"]
+    assert main(argv) == 0, capsys.readouterr().err
+    before, after = step0(run), load_file(str(run / "checkpoints" / "step_00000002.safetensors"))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert len(stats) == 40  # 20 batch-norm layers in ResNet-18
+    assert all(torch.equal(before[k], after[k]) for k in stats) == norm_eval
+    assert not torch.equal(before["net.module.fc.weight"], after["net.module.fc.weight"])  # the weights trained either way
+
+
 @pytest.fixture(scope="module")
 def saved_wrap(tmp_path_factory):
     """A wrapped model saved by jemkit.save_model: a checkpoint that names no dataset."""

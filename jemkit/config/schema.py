@@ -97,6 +97,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU too)
     channels_last: bool = False  # NHWC memory format for the network, data and buffer (faster convolutions)
+    norm_eval: bool = False  # batch-norm layers stay in eval mode while training: the running statistics (a pretrained model's) are used and never updated, so data and SGLD samples are normalized alike (fine-tuning)
     steady_memory: bool = True  # `jemkit train`: keep freed host memory in the process (glibc mallopt, jemkit/memory.py); train() from Python leaves the allocator alone
     tensorboard: bool = True  # TensorBoard event files beside metrics.csv (same scalars, buffer statistics, sample grids)
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): saved with every checkpoint, returned by jemkit.load and used for the run's test evaluation; the training chains keep sampling the live model

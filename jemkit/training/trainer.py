@@ -22,6 +22,7 @@ from ..checkpoint import CorruptCheckpoint, latest_valid
 from ..config import Config, TrainConfig, save_config, validate
 from ..images import save_grid
 from ..objectives import LossOutput
+from ..utils import train_mode
 from . import distributed
 from .callbacks import Callback, Callbacks, OnStepEnd
 from .distributed import World
@@ -166,7 +167,7 @@ def _loop(run: Run, log: MetricsLog, hooks: Callback, stop: _StopSignals, bar) -
 def _guarded_step(run: Run, step_fn: Callable[..., LossOutput], step: int,
                   hooks: Callback) -> tuple[LossOutput | None, str | None]:
     """The step's loss on the next batch and, if it diverged on any rank, why (every rank rolls back together)."""
-    run.model.train()
+    train_mode(run.model, run.cfg.train.norm_eval)
     x, y = next(run.stream)
     out, reason = None, None
     try:
