@@ -103,7 +103,7 @@ def cmd_report(a: argparse.Namespace) -> None:
 def cmd_compare(a: argparse.Namespace) -> None:
     from .compare import compare_runs, format_comparison
 
-    record = compare_runs(a.runs, a.out, labels=a.labels)
+    record = compare_runs(a.runs, a.out, labels=a.labels, quality=a.quality)
     print(format_comparison(record))
     print(f"figure: {Path(a.out) / 'compare.png'}\nresults: {Path(a.out) / 'compare.json'}")
 
@@ -256,7 +256,11 @@ def _report_args(r: argparse.ArgumentParser) -> None:
 def _compare_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("runs", nargs="+", help="run directories; the first is the reference")
     c.add_argument("--out", required=True, help="output directory for compare.png and compare.json")
-    c.add_argument("--labels", type=_names, help="comma-separated names for the runs (default: directory names)")
+    c.add_argument("--labels", type=_names, help="comma-separated names for the runs (default: directory names); "
+                   "with --quality, runs of one name are seeds of one recipe")
+    c.add_argument("--quality", action="store_true",
+                   help="time to quality: first evaluation with test accuracy >= the first run's final - 1 point, ECE <= its "
+                        "final ECE and class agreement >= 90%% (runs trained with train.eval_samples > 0); medians over seeds")
 
 
 def _demo_args(d: argparse.ArgumentParser) -> None:

@@ -10,18 +10,27 @@
   two is the time-to-quality speedup) and ``curve_diff`` (max and mean |difference| of each shared
   column over the steps both runs logged: the tolerance check for, e.g., a bf16 run against float32).
 
+With ``quality=True`` it also writes ``quality`` (``quality_comparison``): **time to quality**, the wall time
+until a run first reaches, at one evaluation, test accuracy ≥ the reference's final accuracy − 1 point,
+test ECE ≤ the reference's final ECE and class agreement of class-conditional fresh chains ≥ 90%
+(``test_acc``, ``test_ece``, ``test_agreement`` of metrics.csv; the last needs ``train.eval_samples``); the
+reference runs are timed to their own final accuracy − 1 point. Runs given the same label are seeds of one
+recipe: targets come from the reference's medians, and each recipe's time is the median over its seeds.
+
 Time is the ``seconds`` column each run logged (wall clock since its start), so runs compare fairly
 only when they ran under the same conditions (e.g. side by side, one thread each).
 """
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from .report import read_csv_columns
 
 Columns = dict[str, tuple[list[float], list[float]]]
 CURVE_COLUMNS = ("test_acc", "acc", "ce", "loss", "e_data", "e_sample", "gap")
+ACC_DROP, MIN_AGREEMENT = 0.01, 0.9  # time to quality: final accuracy − 1 point; 90% class agreement
 
 
 def read_run(run_dir: str | Path) -> Columns:
@@ -70,13 +79,74 @@ def summarize(cols: Columns) -> dict:
             "final_test_acc": accs[-1] if accs else None, "best_test_acc": max(accs) if accs else None}
 
 
-def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None) -> dict:
-    """Compare runs against the first (the reference); write compare.json and compare.png into ``out_dir``."""
+def evaluations(cols: Columns) -> list[dict]:
+    """One dict per evaluation row of metrics.csv, in step order: step, seconds and the test_* columns logged then."""
+    seconds = _at_steps(cols, "seconds")
+    tests = {name: _at_steps(cols, name) for name in ("test_acc", "test_ece", "test_agreement")}
+    return [{"step": s, "seconds": seconds[s], **{k: v[s] for k, v in tests.items() if s in v}}
+            for s in sorted(tests["test_acc"]) if s in seconds]
+
+
+def time_to_quality(cols: Columns, accuracy: float, ece: float | None = None, agreement: float | None = None) -> dict | None:
+    """The first evaluation (step, seconds) with test_acc ≥ ``accuracy`` and, when given, test_ece ≤ ``ece`` and
+    test_agreement ≥ ``agreement``; None if the run never got there."""
+    for e in evaluations(cols):
+        if (e["test_acc"] >= accuracy and (ece is None or e.get("test_ece", float("inf")) <= ece)
+                and (agreement is None or e.get("test_agreement", -1.0) >= agreement)):
+            return {"step": e["step"], "seconds": e["seconds"]}
+    return None
+
+
+def quality_comparison(runs: list[Columns], labels: list[str]) -> dict:
+    """Time to quality of every run (see the module docstring); runs sharing a label are seeds of one recipe and
+    the first label is the reference. Per recipe: each seed's time and step, the median seconds, and the ratio of
+    that median to the reference's (None where a seed never reached quality)."""
+    for cols, label in zip(runs, labels):
+        missing = [c for c in ("test_ece",) + (("test_agreement",) if label != labels[0] else ()) if c not in cols]
+        if missing:
+            raise ValueError(f"run '{label}' logged no {' or '.join(missing)}: time to quality needs a run trained by this "
+                             "jemkit version, with train.eval_samples > 0 for the runs compared with the reference")
+    finals = [evaluations(c)[-1] for c, l in zip(runs, labels) if l == labels[0]]
+    targets = {"test_acc": statistics.median(f["test_acc"] for f in finals) - ACC_DROP,
+               "test_ece": statistics.median(f["test_ece"] for f in finals), "test_agreement": MIN_AGREEMENT}
+    out: dict = {"reference": labels[0], "targets": targets, "recipes": {}}
+    for label in dict.fromkeys(labels):
+        seeds = []
+        for cols, l in zip(runs, labels):
+            if l != label:
+                continue
+            if label == labels[0]:  # the reference: its own final accuracy − 1 point
+                seeds.append(time_to_quality(cols, evaluations(cols)[-1]["test_acc"] - ACC_DROP))
+            else:
+                seeds.append(time_to_quality(cols, targets["test_acc"], targets["test_ece"], MIN_AGREEMENT))
+        reached = all(seeds)
+        out["recipes"][label] = {"seeds": seeds, "median_seconds": statistics.median(s["seconds"] for s in seeds) if reached else None}
+    ref = out["recipes"][labels[0]]["median_seconds"]
+    for entry in out["recipes"].values():
+        entry["ratio"] = entry["median_seconds"] / ref if entry["median_seconds"] is not None and ref else None
+    return out
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Labels made unique for the curves: a repeated label gets #2, #3, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return out
+
+
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None,
+                 quality: bool = False) -> dict:
+    """Compare runs against the first (the reference); write compare.json and compare.png into ``out_dir``.
+    With ``quality``, also the time-to-quality comparison (``quality_comparison``; repeated labels are seeds)."""
     if len(run_dirs) < 2:
         raise ValueError("compare needs at least two run directories (the first is the reference)")
-    labels = list(labels) if labels else [Path(r).name for r in run_dirs]
-    if len(labels) != len(run_dirs):
-        raise ValueError(f"got {len(labels)} labels for {len(run_dirs)} runs")
+    groups = list(labels) if labels else [Path(r).name for r in run_dirs]
+    if len(groups) != len(run_dirs):
+        raise ValueError(f"got {len(groups)} labels for {len(run_dirs)} runs")
+    labels = _unique(groups)
     runs = [read_run(r) for r in run_dirs]
     ref_timeline = accuracy_timeline(runs[0])
     record = {"reference": labels[0], "runs": {}}
@@ -90,36 +160,61 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[s
                 for step, sec, acc in ref_timeline]
             entry["curve_diff"] = curve_diff(runs[0], cols)
         record["runs"][label] = entry
+    if quality:
+        record["quality"] = quality_comparison(runs, groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(record, indent=1))
-    plot_comparison(dict(zip(labels, runs)), out / "compare.png")
+    plot_comparison(dict(zip(labels, runs)), out / "compare.png", groups=groups if quality else None,
+                    targets=record["quality"]["targets"] if quality else None)
     return record
 
 
-def plot_comparison(runs: dict[str, Columns], out_png: Path) -> Path:
+def plot_comparison(runs: dict[str, Columns], out_png: Path, groups: list[str] | None = None,
+                    targets: dict | None = None) -> Path:
+    """The curves of every run, one colour per run (or, with ``groups``, per recipe, seeds in line styles);
+    with time-to-quality ``targets`` the accuracy and ECE panels zoom to the targets and draw them."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(16, 3.4), layout="constrained")
-    ax_step, ax_time, ax_loss, ax_energy = fig.subplots(1, 4)
+    with_ece = any("test_ece" in cols for cols in runs.values())
+    fig = Figure(figsize=(20 if with_ece else 16, 3.4), layout="constrained")
+    ax_step, ax_time, ax_loss, ax_energy, *ax_ece = fig.subplots(1, 5 if with_ece else 4)
+    recipes = list(dict.fromkeys(groups)) if groups else list(runs)
+    seen: dict[str, int] = {}
     for i, (label, cols) in enumerate(runs.items()):
-        color = f"C{i}"
+        group = groups[i] if groups else label
+        seen[group] = seen.get(group, 0) + 1
+        color, ls = f"C{recipes.index(group)}", ("-", "--", ":", "-.")[(seen[group] - 1) % 4]
         timeline = accuracy_timeline(cols)
-        ax_step.plot([s for s, _, _ in timeline], [a for _, _, a in timeline], color=color, marker=".", label=label)
-        ax_time.plot([t / 60 for _, t, _ in timeline], [a for _, _, a in timeline], color=color, marker=".", label=label)
+        ax_step.plot([s for s, _, _ in timeline], [a for _, _, a in timeline], color=color, ls=ls, marker=".", label=label)
+        ax_time.plot([t / 60 for _, t, _ in timeline], [a for _, _, a in timeline], color=color, ls=ls, marker=".", label=label)
         if "loss" in cols:
-            ax_loss.plot(*cols["loss"], color=color, label=label, lw=0.8)
+            ax_loss.plot(*cols["loss"], color=color, ls=ls, label=label, lw=0.8)
+        if ax_ece and "test_ece" in cols:
+            seconds = _at_steps(cols, "seconds")
+            steps, values = cols["test_ece"]
+            ax_ece[0].plot([seconds[s] / 60 for s in steps if s in seconds], [v for s, v in zip(steps, values) if s in seconds],
+                           color=color, ls=ls, marker=".", label=label)
         for name, style in (("e_data", "-"), ("e_sample", "--")):
             if name in cols:
                 ax_energy.plot(*cols[name], color=color, ls=style, lw=0.8, label=f"{label} {name}")
+    if targets:
+        top = max((a for cols in runs.values() for _, _, a in accuracy_timeline(cols)), default=targets["test_acc"])
+        for ax in (ax_step, ax_time):
+            ax.axhline(targets["test_acc"], color="k", lw=0.8, ls=":", label="target")
+            ax.set_ylim(targets["test_acc"] - 0.06, top + 0.005)
+        for ax in ax_ece:
+            ax.axhline(targets["test_ece"], color="k", lw=0.8, ls=":", label="target")
+            ax.set_ylim(0, 3 * targets["test_ece"])
     for ax in (ax_loss, ax_energy):  # a diverged run's spikes would flatten every other curve
         values = [abs(v) for line in ax.get_lines() for v in line.get_ydata()]
         if values and max(values) > 50:
             ax.set_yscale("symlog", linthresh=1.0)
     for ax, title, xlabel in ((ax_step, "test accuracy", "step"), (ax_time, "test accuracy", "wall-clock minutes"),
-                              (ax_loss, "train loss", "step"), (ax_energy, "energy (solid: data, dashed: samples)", "step")):
+                              (ax_loss, "train loss", "step"), (ax_energy, "energy (solid: data, dashed: samples)", "step"),
+                              *((a, "test ECE (20 bins)", "wall-clock minutes") for a in ax_ece)):
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         if ax.has_data():
@@ -153,4 +248,21 @@ def format_comparison(record: dict) -> str:
         diffs = ", ".join(f"{k} {v['max_abs']:.4g}" for k, v in e["curve_diff"].items())
         if diffs:
             lines.append(f"  max |{label} - {ref}| over shared steps: {diffs}")
+    if "quality" in record:
+        lines.append(format_quality(record["quality"]))
     return "\n".join(lines)
+
+
+def format_quality(q: dict) -> str:
+    """The time-to-quality table: targets, then per recipe each seed's minutes (step) and the median's ratio."""
+    t = q["targets"]
+    lines = [f"time to quality: test accuracy >= {t['test_acc']:.4f} (the reference's final - {ACC_DROP * 100:.0f} point), "
+             f"ECE <= {t['test_ece']:.4f}, class agreement >= {t['test_agreement']:.0%}; {q['reference']} timed to its own "
+             "final accuracy - 1 point"]
+    for label, e in q["recipes"].items():
+        seeds = ", ".join(f"{s['seconds'] / 60:.1f} min (step {s['step']:.0f})" if s else "never" for s in e["seeds"])
+        median = f"median {e['median_seconds'] / 60:.1f} min" if e["median_seconds"] is not None else "not reached by every seed"
+        ratio = f", {e['ratio']:.2f}x {q['reference']}'s" if e["ratio"] is not None and label != q["reference"] else ""
+        lines.append(f"  {label:<22} {median}{ratio}  [{seeds}]")
+    return "\n".join(lines)
+

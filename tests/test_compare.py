@@ -67,3 +67,54 @@ def test_summary_names_the_reference_best_when_it_beats_its_final(tmp_path):
     text = format_comparison(compare_runs([ref, fast], tmp_path / "o"))
     assert "ref's final test accuracy 0.6200 after 1.7 min (ref: 23.3 min; 14.00x faster)" in text
     assert "ref's best test accuracy 0.6400 after 1.7 min (ref: 13.3 min; 8.00x faster)" in text
+
+
+QUALITY_HEADER = "step,test_acc,test_ece,test_agreement,seconds\n"
+
+
+def write_quality_run(path, rows):
+    """rows: (step, test_acc, test_ece, test_agreement or None, seconds)."""
+    path.mkdir(parents=True)
+    lines = [QUALITY_HEADER] + [f"{s},{a},{e},{'' if g is None else g},{sec}\n" for s, a, e, g, sec in rows]
+    (path / "metrics.csv").write_text("".join(lines))
+    return path
+
+
+@pytest.fixture()
+def seeds(tmp_path):
+    """Two baseline seeds (finals 0.90 / 0.92, ECE 0.02 / 0.04) and two JEM seeds. Targets: accuracy ≥ 0.90,
+    ECE ≤ 0.03 (medians of the baseline's finals)."""
+    base = [write_quality_run(tmp_path / "b0", [(1, 0.85, 0.05, None, 10), (2, 0.89, 0.03, None, 20), (3, 0.90, 0.02, None, 30)]),
+            write_quality_run(tmp_path / "b1", [(1, 0.90, 0.05, None, 10), (2, 0.92, 0.04, None, 20), (3, 0.92, 0.04, None, 30)])]
+    jem = [  # seed 0: accurate at 15 s but miscalibrated, agreement short at 25 s, all three at 35 s
+        write_quality_run(tmp_path / "j0", [(1, 0.91, 0.05, 0.95, 15), (2, 0.91, 0.02, 0.80, 25), (3, 0.905, 0.03, 0.9, 35)]),
+        write_quality_run(tmp_path / "j1", [(1, 0.90, 0.01, 1.0, 12), (2, 0.93, 0.01, 1.0, 24)])]
+    return base, jem
+
+
+def test_time_to_quality_needs_all_three_and_takes_medians_over_seeds(seeds, tmp_path):
+    base, jem = seeds
+    record = compare_runs([*base, *jem], tmp_path / "out", labels=["base", "base", "jem", "jem"], quality=True)
+    q = record["quality"]
+    assert q["targets"] == {"test_acc": pytest.approx(0.90), "test_ece": pytest.approx(0.03), "test_agreement": 0.9}
+    # each baseline seed to its own final − 1 point: 0.89 at 20 s, 0.91 at 20 s
+    assert [s["seconds"] for s in q["recipes"]["base"]["seeds"]] == [20, 20]
+    assert [s["seconds"] for s in q["recipes"]["jem"]["seeds"]] == [35, 12]
+    assert q["recipes"]["jem"]["median_seconds"] == pytest.approx(23.5) and q["recipes"]["jem"]["ratio"] == pytest.approx(23.5 / 20)
+    assert set(record["runs"]) == {"base", "base#2", "jem", "jem#2"}  # the curves keep every seed
+
+
+def test_time_to_quality_never_reached_and_missing_columns(seeds, tmp_path, capsys):
+    base, jem = seeds
+    slow = write_quality_run(tmp_path / "slow", [(1, 0.95, 0.2, 1.0, 5)])  # never calibrated enough
+    q = compare_runs([*base, jem[0], slow], tmp_path / "o1", labels=["base", "base", "jem", "jem"], quality=True)["quality"]
+    assert q["recipes"]["jem"]["seeds"][1] is None and q["recipes"]["jem"]["median_seconds"] is None
+    assert q["recipes"]["jem"]["ratio"] is None
+    old = write_run(tmp_path / "old", [(100, 1.0, -2, 2, 0.5, 100), (200, 0.5, -3, 3, 0.7, 200)])
+    with pytest.raises(ValueError, match="run 'old' logged no test_ece or test_agreement"):
+        compare_runs([base[0], old], tmp_path / "o2", quality=True)
+    assert main(["compare", str(base[0]), str(base[1]), str(jem[0]), str(jem[1]), "--labels", "base,base,jem,jem",
+                 "--quality", "--out", str(tmp_path / "o3")]) == 0
+    out = capsys.readouterr().out
+    assert "time to quality: test accuracy >= 0.9000" in out and "ECE <= 0.0300" in out
+    assert "jem" in out and "median 0.4 min, 1.18x base's" in out

@@ -105,15 +105,16 @@ def test_two_processes_train_write_shards_and_resume_exactly(tmp_path, capsys):
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
-@pytest.mark.parametrize("batch, buffer, classes, match", [
-    (63, 100, None, "data.batch_size \\(63\\) is the global batch and must be divisible"),
-    (64, 99, None, "buffer.size \\(99\\) is split over 2 processes"),
-    (64, 30, 10, "must be a multiple of num_classes \\(10\\); got 15 chains per rank"),
+@pytest.mark.parametrize("batch, buffer, classes, sample_batch, match", [
+    (63, 100, None, 0, "data.batch_size \\(63\\) is global and must be divisible"),
+    (64, 99, None, 0, "buffer.size \\(99\\) is split over 2 processes"),
+    (64, 30, 10, 0, "must be a multiple of num_classes \\(10\\); got 15 chains per rank"),
+    (64, 100, None, 15, "train.sample_batch \\(15\\) is global and must be divisible"),
 ])
-def test_settings_that_cannot_be_split_over_ranks_are_refused(batch, buffer, classes, match):
+def test_settings_that_cannot_be_split_over_ranks_are_refused(batch, buffer, classes, sample_batch, match):
     with pytest.raises(ValueError, match=match):
-        distributed.check_world(distributed.World(rank=0, size=2), batch, buffer, classes)
-    distributed.check_world(distributed.World(), batch, buffer, classes)  # one process: anything goes
+        distributed.check_world(distributed.World(rank=0, size=2), batch, buffer, classes, sample_batch)
+    distributed.check_world(distributed.World(), batch, buffer, classes, sample_batch)  # one process: anything goes
 
 
 def test_single_process_helpers_are_no_ops():

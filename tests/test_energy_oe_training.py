@@ -12,9 +12,9 @@ import jemkit
 from jemkit.checkpoint import resolve_checkpoint
 from jemkit.cli import main
 from jemkit.config import EnergyOEConfig, TrainConfig, load_preset
-from jemkit.data import load_dataset
+from jemkit.data import load_dataset, load_ood_set
 from jemkit.energy import ClassifierEnergy
-from jemkit.objectives import LossOutput
+from jemkit.objectives import LossOutput, margins_from_energies
 from jemkit.sampling import ReplayBuffer
 from jemkit.training import Callback, train
 from jemkit.training.steps import energy_oe_step
@@ -174,6 +174,9 @@ def test_outliers_of_the_original_shape_are_padded_like_the_data(tmp_path):
     (["data.outliers=folder:x"], "data.outliers must be npz:FILE or imagefolder:DIR"),
     (["train.objective=jem", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe only"),
     (["data.labels_per_class=5"], "energy_oe trains on labelled images only"),
+    (["oe.margins=auto"], "oe.margins=auto measures the model's energies on data.outliers"),
+    (["oe.margins=auto", "data.outliers=BIG", "oe.margin_gap=0"], "oe.margin_gap must be > 0"),
+    (["oe.margins=median"], "oe.margins: unknown value 'median'"),
 ])
 def test_bad_configs_give_one_line(tmp_path, capsys, sets, message):
     big = write_noise(tmp_path / "big.npz", size=16)
@@ -210,9 +213,9 @@ class StopAt(Callback):
             raise KeyboardInterrupt
 
 
-def _oe_config(spec: str, steps: int = 14):
+def _oe_config(spec: str, steps: int = 14, sets: tuple = ()):
     return load_preset("digits-baseline", ["train.objective=energy_oe", f"data.outliers={spec}", f"train.steps={steps}",
-                                           *TINY, "train.checkpoint_every=7", "train.log_every=7"])  # rows at checkpoints
+                                           *TINY, "train.checkpoint_every=7", "train.log_every=7", *sets])  # rows at checkpoints
 
 
 def test_guard_rolls_energy_oe_back(tmp_path):
@@ -236,3 +239,32 @@ def test_resume_with_outliers_is_bitwise(tmp_path):
     stats = ("step", "loss", "e_in", "e_out", "hinge_in", "hinge_out")
     assert [[r[k] for k in stats] for r in rows(tmp_path / "ref")] == [[r[k] for k in stats] for r in rows(tmp_path / "run")]
     assert [r["step"] for r in rows(tmp_path / "run")] == ["7", "14"]
+
+
+def test_auto_margins_come_from_the_step_0_model_and_survive_a_resume(tmp_path):
+    spec = write_noise(tmp_path / "noise.npz")
+    sets = ["oe.margins=auto", "oe.m_in=0", "oe.m_out=0", "oe.margin_gap=0.5"]  # the fixed values are ignored
+    train(_oe_config(spec, sets=sets), tmp_path / "ref", progress=False)
+    events = (tmp_path / "ref" / "events.log").read_text()
+    m_in, m_out = (float(events.split(f"{k}=")[1].split(",")[0].split(" ")[0]) for k in ("m_in", "m_out"))
+    start = jemkit.load(tmp_path / "ref" / "checkpoints" / "step_00000000.json")
+    with torch.no_grad():
+        e_in = ClassifierEnergy(start)(load_dataset("digits").x_train[:5000])
+        e_out = ClassifierEnergy(start)(load_ood_set(spec, like=load_dataset("digits")))
+    expected = margins_from_energies(e_in, e_out, 0.5)
+    assert (m_in, m_out) == pytest.approx(expected, abs=1e-4) and m_out - m_in >= 0.5 - 1e-6
+    first = rows(tmp_path / "ref")[0]  # the hinges at the first steps are the measured margins' (both active)
+    assert float(first["hinge_in"]) > 0 and float(first["hinge_out"]) > 0
+    with pytest.raises(KeyboardInterrupt):
+        train(_oe_config(spec, sets=sets), tmp_path / "run", progress=False, callbacks=[StopAt(11)])
+    train(_oe_config(spec, sets=sets), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "events.log").read_text().count("oe.margins=auto") == 1  # measured once, then restored
+    a = load_file(str(resolve_checkpoint(tmp_path / "ref").with_suffix(".safetensors")))
+    b = load_file(str(resolve_checkpoint(tmp_path / "run").with_suffix(".safetensors")))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_margins_from_energies_keep_the_least_gap():
+    assert margins_from_energies(torch.tensor([-6.0, -5.0, -4.0]), torch.tensor([-1.0, 0.0, 1.0]), 2.0) == (-5.0, 0.0)
+    assert margins_from_energies(torch.tensor([-3.0]), torch.tensor([-2.0]), 2.0) == (-3.5, -1.5)  # widened about −2.5
+    assert margins_from_energies(torch.tensor([1.0]), torch.tensor([-1.0]), 1.0) == (-0.5, 0.5)  # outliers below: centred

@@ -39,9 +39,9 @@ def test_energy_oe_example_runs_end_to_end(tmp_path):
            "FINETUNE_FLAGS": "--quiet --set train.tensorboard=false --set data.batch_size=16", "EVAL_FLAGS": "--quick --quiet"}
     done = subprocess.run(["bash", str(EXAMPLES / "energy_oe_fmnist.sh"), str(out), "5"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    m_in, m_out = (float(v.split("=")[1]) for v in done.stdout.split("margins: ")[1].split()[:2])
-    assert m_out - m_in >= 2 - 1e-9
+    m_in, m_out = (float(v.split("=")[1].rstrip(",")) for v in done.stdout.split("margins: ")[1].split()[:2])
+    assert m_out - m_in >= 2 - 1e-3
     cfg = (out / "oe" / "config.yaml").read_text()
-    assert "objective: energy_oe" in cfg and f"m_in: {m_in}" in cfg
+    assert "objective: energy_oe" in cfg and "margins: auto" in cfg
     m = json.loads((out / "oe" / "eval" / "metrics.json").read_text())
     assert set(m["ood_fpr95"]) >= {"uniform", "flip"} and "ood_fpr95" in m["baseline"]

@@ -17,15 +17,16 @@ CHOICES = {
     "optim.name": ("adam", "sgd"),
     "train.objective": ("jem", "ebm", "ce", "energy_oe", *SCORE_OBJECTIVES),
     "train.chain_init": ("buffer", "data"),
+    "oe.margins": ("fixed", "auto"),
 }
 POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score.sampler_eps", "data.batch_size", "model.width", "model.head_grid", "model.widen", "model.temperature", "buffer.size", "train.steps",
-            "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound",
-            "guard.gap_bound", "guard.grad_bound", "guard.lr_factor"]
+            "train.log_every", "train.eval_every", "train.sample_every", "train.keep_last", "guard.energy_bound", "oe.margin_gap",
+            "guard.gap_bound", "guard.grad_bound", "guard.lr_factor", "train.px_every"]
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps",
                 "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
-                "score.sampler_steps", "oe.weight"]
+                "score.sampler_steps", "oe.weight", "train.sample_batch", "train.px_start", "train.eval_samples"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 
 
@@ -74,7 +75,21 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     _validate_score(cfg)
     _validate_energy_oe(cfg)
+    _validate_px_schedule(cfg)
     return cfg
+
+
+def _validate_px_schedule(cfg: Config) -> None:
+    """The cheaper log p(x) levers (fewer chains, fewer steps with chains) and evaluation-time samples need a JEM-style
+    classifier objective."""
+    t = cfg.train
+    if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective != "jem":
+        raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
+                          f"set train.objective=jem, got '{t.objective}'")
+    if t.px_start >= t.steps and t.objective == "jem" and t.px_start:
+        raise ConfigError(f"train.px_start ({t.px_start}) must be below train.steps ({t.steps}): the log p(x) term would never run")
+    if t.eval_samples and t.objective in SCORE_OBJECTIVES:
+        raise ConfigError("train.eval_samples draws class-conditional samples from a classifier; score models have no classes")
 
 
 def _validate_user_data(cfg: Config) -> None:
@@ -113,7 +128,9 @@ def _validate_energy_oe(cfg: Config) -> None:
         (d.outliers and not (d.outliers.startswith(USER_DATA_PREFIXES) and d.outliers.partition(":")[2]),
          f"data.outliers must be npz:FILE or imagefolder:DIR, got '{d.outliers}'"),
         (d.outliers and not used, f"data.outliers is read by train.objective=energy_oe only, got '{cfg.train.objective}'"),
-        (used and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
+        (oe.margins == "auto" and not (used and d.outliers), "oe.margins=auto measures the model's energies on "
+         "data.outliers: set train.objective=energy_oe and data.outliers=npz:FILE|imagefolder:DIR"),
+        (used and oe.margins == "fixed" and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
         (used and not d.outliers and cfg.train.chain_init != "buffer", "train.objective=energy_oe without data.outliers takes "
          "the replay buffer's SGLD samples as outliers: set train.chain_init=buffer, or give data.outliers=npz:FILE|imagefolder:DIR"),
         (used and d.labels_per_class > 0, "data.labels_per_class: energy_oe trains on labelled images only"),

@@ -88,8 +88,13 @@ class TrainConfig:
     pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
     sample_input_noise: float = 0.0  # σ of N(0, σ²) added to chain samples in the loss (match data.input_noise; the buffer keeps clean chains)
+    sample_batch: int = 0  # chains advanced per step for the log p(x) term (0, or data.batch_size and above: one per image; global under torchrun, like the batch)
+    px_start: int = 0  # the log p(x) term and its chains start at this step; before it the step is cross-entropy only (a classifier warm start)
+    px_every: int = 1  # from px_start on, the log p(x) term and its chains run every k-th step only (cross-entropy only on the others)
+    bf16: bool = False  # the whole step's passes (loss forward and backward, and the sampler's) under bfloat16 autocast; weights, gradients and optimizer state stay float32
     log_every: int = 50
     eval_every: int = 500
+    eval_samples: int = 0  # at every evaluation, draw this many class-conditional fresh chains per class (training init and sampler) and log their class agreement as test_agreement (0 = off)
     sample_every: int = 500
     checkpoint_every: int = 0  # 0: only at the start and the end
     keep_last: int = 3  # checkpoints kept (plus the best by test accuracy)
@@ -139,6 +144,8 @@ class EnergyOEConfig:
     weight: float = 0.1  # λ of the two squared hinges (the paper's value)
     m_in: float = -25.0  # in-distribution energies are pushed below this (the paper's CIFAR-10 value; margins follow the logits' scale)
     m_out: float = -7.0  # outliers' energies are pushed above this (the paper's CIFAR-10 value)
+    margins: str = "fixed"  # fixed (m_in, m_out as set) | auto (from the model at step 0: m_in = median energy of training images, m_out = median energy of the outliers, moved apart to at least margin_gap; needs data.outliers)
+    margin_gap: float = 2.0  # margins=auto: the least m_out − m_in
 
 
 @dataclass

@@ -5,7 +5,8 @@
 with E(x) = −T · logsumexp_y f(x)[y] / T (the energy's own temperature T). The two squared hinges push
 in-distribution energies below m_in and auxiliary outliers' energies above m_out; inside the margins they
 are zero. Defaults λ = 0.1, m_in = −25, m_out = −7 are the paper's CIFAR-10 values (§4.1); the margins
-depend on the scale of a model's logits, so other data sets and nets may need others.
+depend on the scale of a model's logits, so other data sets and nets may need others: ``margins_from_energies``
+sets them from a model's own energies (config ``oe.margins=auto``).
 """
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ from .output import LossOutput
 def energy_hinges(e_in: Tensor, e_out: Tensor, m_in: float, m_out: float) -> tuple[Tensor, Tensor]:
     """(mean max(0, E(x_in) − m_in)², mean max(0, m_out − E(x_out))²): zero inside the margins."""
     return (e_in - m_in).relu().square().mean(), (m_out - e_out).relu().square().mean()
+
+
+def margins_from_energies(e_in: Tensor, e_out: Tensor, gap: float) -> tuple[float, float]:
+    """(m_in, m_out) = (median E(x_in), median E(x_out)), moved apart symmetrically about their midpoint to at
+    least ``gap``: margins on the model's own energy scale, so the hinges start at about half of each set."""
+    lo, hi = e_in.median().item(), e_out.median().item()
+    mid, half = (lo + hi) / 2, max((hi - lo) / 2, gap / 2)
+    return mid - half, mid + half
 
 
 def energy_oe(

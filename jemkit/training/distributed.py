@@ -82,11 +82,12 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def check_world(world: World, batch_size: int, buffer_size: int | None, num_classes: int | None) -> None:
+def check_world(world: World, batch_size: int, buffer_size: int | None, num_classes: int | None,
+                sample_batch: int = 0) -> None:
     """Refuse settings that cannot be split evenly over the ranks (one clear line)."""
-    if batch_size % world.size:
-        raise ValueError(f"data.batch_size ({batch_size}) is the global batch and must be divisible by the "
-                         f"number of processes ({world.size})")
+    for key, value in (("data.batch_size", batch_size), ("train.sample_batch", sample_batch)):
+        if value % world.size:
+            raise ValueError(f"{key} ({value}) is global and must be divisible by the number of processes ({world.size})")
     if buffer_size is not None:
         shard = buffer_size // world.size
         if buffer_size % world.size or (num_classes and shard % num_classes):

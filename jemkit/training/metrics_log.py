@@ -22,7 +22,7 @@ from .monitor import TensorBoard, buffer_stats
 
 LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "e_data", "e_sample", "gap", "gap_xy",
                "e_in", "e_out", "hinge_in", "hinge_out", "sgld_grad_norm", "accept_rate", "buffer_mean", "buffer_std",
-               "score_norm", "test_acc", "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
+               "score_norm", "test_acc", "test_nll", "test_ece", "test_agreement", "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
 
 
 def open_csv(run_dir: Path, resumed_step: int | None):
@@ -51,20 +51,21 @@ class MetricsLog:
 
     def restart(self, step: int) -> None:
         """Forget the sums (after a rollback, too): the next row averages the steps from ``step`` on."""
-        self.sums, self.count = {}, 0
+        self.sums, self.counts = {}, {}
         self.memory_mark = (step, host_memory()["minor_faults"])
 
     def add(self, stats: dict[str, Tensor]) -> None:
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0) + v
-        self.count += 1
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def means(self, buffer: Tensor | None) -> dict[str, float]:
-        """The means since the last row (and the buffer's statistics), averaged over ranks; the sums restart."""
-        means = {k: v / self.count for k, v in self.sums.items()}
+        """The means since the last row over the steps that reported each statistic (with ``train.px_every`` the
+        energies come from the steps with chains only), and the buffer's statistics, averaged over ranks; the sums restart."""
+        means = {k: v / self.counts[k] for k, v in self.sums.items()}
         if buffer is not None:
             means.update(buffer_stats(buffer))
-        self.sums, self.count = {}, 0
+        self.sums, self.counts = {}, {}
         return {k: v.item() for k, v in distributed.mean(means, self.world).items()}
 
     def memory(self, step: int) -> dict[str, float]:

@@ -14,7 +14,8 @@ from torch import Tensor
 # TensorBoard tag group of each metrics.csv column (others go under "train/")
 GROUPS = {"e_data": "energy", "e_sample": "energy", "gap": "energy", "gap_xy": "energy", "e_in": "energy", "e_out": "energy",
           "hinge_in": "energy", "hinge_out": "energy", "sgld_grad_norm": "sampler",
-          "accept_rate": "sampler", "buffer_mean": "buffer", "buffer_std": "buffer", "test_acc": "eval", "lr": "optim",
+          "accept_rate": "sampler", "buffer_mean": "buffer", "buffer_std": "buffer", "test_acc": "eval", "test_nll": "eval", "test_ece": "eval", "test_agreement": "eval",
+          "test_loss": "eval", "lr": "optim",
           "rss_mb": "memory", "peak_rss_mb": "memory", "faults_per_step": "memory"}
 NOT_SCALARS = {"step", "epoch", "seconds"}
 

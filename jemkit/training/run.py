@@ -2,6 +2,7 @@
 weight average, replay buffer, TrainState — and how it is saved to and restored from checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 from ..checkpoint import buffer_path, load_training_state, prune_checkpoints, read_record, save_checkpoint, save_shard
 from ..config import SCORE_OBJECTIVES, Config
@@ -16,8 +18,8 @@ from ..data import BatchStream, dataset_from_config, labelled_subset, load_ood_s
 from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
-from ..objectives import LossOutput
-from ..sampling import ReplayBuffer, build_init, draw_score_samples, make_sampler
+from ..objectives import LossOutput, discriminative, margins_from_energies
+from ..sampling import ReplayBuffer, build_init, draw_score_samples, fresh_chains, make_sampler
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .build import build_ema, build_model, build_optimizer, checkpoint_record, load_init
@@ -75,7 +77,7 @@ class Run:
         if not self.world.active:
             return
         distributed.check_world(self.world, cfg.data.batch_size, cfg.buffer.size if self.uses_buffer else None,
-                                self.data.num_classes if cfg.buffer.conditional else None)
+                                self.data.num_classes if cfg.buffer.conditional else None, cfg.train.sample_batch)
         ddp = torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.energy = ddp if self.is_score_model else ClassifierEnergy(ddp, cfg.model.temperature)
@@ -123,13 +125,27 @@ class Run:
         return buffer
 
     def start_from_init(self) -> None:
-        """``model.init``'s pretrained weights in the model and its weight average: a fresh run's step 0 (a resumed
-        run restores its own checkpoint and never reads them)."""
-        if not self.cfg.model.init:
-            return
-        load_init(self.model, self.cfg)
-        if self.ema is not None:
-            self.ema.module.load_state_dict(self.model.state_dict())
+        """A fresh run's step 0: ``model.init``'s pretrained weights in the model and its weight average, then the
+        energy-OE margins measured on them (``oe.margins=auto``). A resumed run restores both from its checkpoint
+        and never reads the init."""
+        if self.cfg.model.init:
+            load_init(self.model, self.cfg)
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.model.state_dict())
+        if self.cfg.train.objective == "energy_oe" and self.cfg.oe.margins == "auto":
+            self.state.oe_margins = self.measure_margins()
+
+    @torch.no_grad()
+    def measure_margins(self, n: int = 5000) -> list[float]:
+        """``margins_from_energies`` of the model as it is now (eval mode), on the first ``n`` training images
+        (without input noise) and the first ``n`` outliers; logged in events.log."""
+        t = self.cfg.model.temperature
+        energy = lambda x: -t * torch.logsumexp(predict_logits(self.model, x).float() / t, 1)
+        e_in, e_out = energy(self.data.x_train[:n]), energy(self.outliers[:n])
+        m_in, m_out = margins_from_energies(e_in, e_out, self.cfg.oe.margin_gap)
+        self.event(f"oe.margins=auto: m_in={m_in:.4f}, m_out={m_out:.4f} (median energy: training images "
+                   f"{e_in.median().item():.4f}, outliers {e_out.median().item():.4f}; least gap {self.cfg.oe.margin_gap:g})")
+        return [m_in, m_out]
 
     def step_fn(self) -> Callable[..., LossOutput]:
         """This run's training step ``fn(energy, x, y) -> LossOutput`` (SGLD steps as the guard has them now)."""
@@ -137,15 +153,20 @@ class Run:
         if cfg.train.objective == "ce":
             return fn
         if cfg.train.objective == "energy_oe":  # its margins, and its outliers (None: the buffer's chains stand in)
-            fn = functools.partial(fn, oe=cfg.oe, outliers=self.outliers)
+            oe = cfg.oe if s.oe_margins is None else dataclasses.replace(cfg.oe, m_in=s.oe_margins[0], m_out=s.oe_margins[1])
+            fn = functools.partial(fn, oe=oe, outliers=self.outliers)
         if self.is_score_model:  # noise, σ's and projections from the sampler generator (saved with every checkpoint)
             return functools.partial(fn, score=cfg.score, generator=s.sample_gen)
-        sampler = make_sampler(cfg.sampler, s.guard.extra_sgld_steps)
+        sampler, train = make_sampler(cfg.sampler, s.guard.extra_sgld_steps), cfg.train
         if self.world.active:  # chains on the bare module: DDP's hooks never see the input-gradient passes
             sampler = functools.partial(_on_energy, sampler, self.chain_energy)
-        return lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=cfg.train,
+            train = dataclasses.replace(train, sample_batch=train.sample_batch // self.world.size)  # chains per rank
+        step = lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=train,
                                        generator=s.sample_gen,
                                        x_unlabeled=next(s.unlabeled)[0] if s.unlabeled is not None else None)
+        if train.objective == "jem" and (train.px_start or train.px_every > 1):
+            return functools.partial(_px_scheduled, step, s, train)
+        return step
 
     def save(self) -> Path:
         """A checkpoint of this step (every rank writes its own files under torchrun); the record's path."""
@@ -196,15 +217,33 @@ class Run:
         if self.buffer is not None:
             self.buffer.x = load_file(str(buffer_path(record_path, rank)), device=device)["x"]
 
-    def test_accuracy(self) -> float:
-        """Accuracy on the test set; under torchrun each rank predicts every W-th example and counts are summed."""
+    def test_metrics(self) -> dict[str, float]:
+        """Accuracy, NLL and ECE (20 equal-width bins, torchmetrics; as the calibration suite) on the test set.
+        Under torchrun each rank predicts every W-th example and the logits are gathered."""
         x, y, model = self.data.x_test, self.data.y_test, self.eval_model
-        if not self.world.active:
-            return (predict_logits(model, x).argmax(1) == y).float().mean().item()
-        r, w = self.world.rank, self.world.size
-        correct = (predict_logits(model, x[r::w]).argmax(1) == y[r::w]).sum().item()
-        correct, n = distributed.total([correct, len(y[r::w])], self.world)
-        return correct / n
+        if self.world.active:
+            r, w = self.world.rank, self.world.size
+            parts = distributed.gather((predict_logits(model, x[r::w]).cpu(), y[r::w].cpu()), self.world)
+            logits, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        else:
+            logits = predict_logits(model, x)
+        logits = logits.float()
+        return {"test_acc": (logits.argmax(1) == y).float().mean().item(),
+                "test_nll": torch.nn.functional.cross_entropy(logits, y).item(),
+                "test_ece": multiclass_calibration_error(logits.softmax(1), y, num_classes=logits.shape[1], n_bins=20,
+                                                         norm="l1").item()}
+
+    def sample_agreement(self) -> float:
+        """Share of class-conditional fresh chains, ``train.eval_samples`` per class from the training init and
+        sampler (as the ``samples`` suite draws them), that the model classifies as the class they were drawn
+        for. The same seed at every evaluation; the training generators are not touched."""
+        k = self.data.num_classes
+        init = self.init or build_init(self.cfg.buffer.init, self.data.x_train, self.data.y_train, k)
+        y = torch.arange(k, device=self.device).repeat_interleave(self.cfg.train.eval_samples)
+        energy = ClassifierEnergy(self.eval_model, self.cfg.model.temperature)
+        x = fresh_chains(energy, make_sampler(self.cfg.sampler), len(y), self.data.shape, y=y, init=init,
+                         generator=make_generator(self.device, self.cfg.train.seed + 3), device=self.device)
+        return (predict_logits(self.eval_model, x).argmax(1) == y).float().mean().item()
 
     def held_out_loss(self) -> float:
         """Score models: the training objective on held-out data with fixed noise (lower is better)."""
@@ -222,8 +261,18 @@ class Run:
         if not self.world.main:
             return
         log.warning(message)
+        self.run_dir.mkdir(parents=True, exist_ok=True)  # a fresh run's step 0 can log before its first checkpoint
         with open(self.run_dir / "events.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step}: {message}\n")
+
+
+def _px_scheduled(jem: Callable[..., LossOutput], state: TrainState, train, energy: ClassifierEnergy, x, y) -> LossOutput:
+    """The JEM step where the log p(x) term is due (step ≥ ``train.px_start`` and every ``train.px_every``-th step
+    from there), the cross-entropy step elsewhere. Decided by the step number alone, so a resumed run repeats it."""
+    step = state.step + 1
+    if step >= train.px_start and (step - train.px_start) % train.px_every == 0:
+        return jem(energy, x, y)
+    return discriminative(energy, x, y)
 
 
 def _on_energy(sampler: Callable, energy: ClassifierEnergy, _energy, x, **kwargs):

@@ -57,6 +57,7 @@ class TrainState:
     step: int = 0
     test_acc: float = float("nan")
     scheduler: WarmupStepDecay | None = None
+    oe_margins: list[float] | None = None  # oe.margins=auto: (m_in, m_out) measured at step 0
 
     def __post_init__(self):
         self.restart_schedule()
@@ -72,6 +73,8 @@ class TrainState:
                  "unlabeled": self.unlabeled.state_dict() if self.unlabeled is not None else None,
                  "sample_gen": self.sample_gen.get_state(), "rng": rng_state(), "guard": self.guard.state_dict(),
                  "test_acc": self.test_acc}
+        if self.oe_margins is not None:
+            state["oe_margins"] = list(self.oe_margins)
         if self.ema is not None:
             state["ema_updates"] = int(self.ema.n_averaged)
         return state
@@ -87,6 +90,7 @@ class TrainState:
         if restore_guard:
             self.guard.load_state_dict(state["guard"])
         self.step, self.test_acc = int(state["step"]), float(state["test_acc"])
+        self.oe_margins = state.get("oe_margins")
         if self.ema is not None:
             self.ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
         self.restart_schedule(int(state["scheduler"]["last_epoch"]) if "scheduler" in state else self.step)

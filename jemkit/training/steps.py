@@ -41,10 +41,14 @@ class Chains:
     def advance(self, x: Tensor, y_chain: Tensor | None = None) -> Tensor:
         """Run the chains one training step; return the samples the loss sees.
 
+        ``train.sample_batch`` > 0 advances that many chains (the first rows of ``x`` for CD-k) instead of one per
+        data image; the p(x|y) chains of ``pxy_weight`` always follow the batch's labels, one per image.
         With ``train.sample_input_noise = σ`` the loss sees x_sampled + N(0, σ²): the same noise the data
         stream adds to training images, so the energy cannot tell data from samples by their noise level
         (the buffer keeps the clean chains).
         """
+        if y_chain is None and 0 < self.train.sample_batch < x.shape[0]:  # fewer chains than data (train.sample_batch)
+            x = x[: self.train.sample_batch]
         if self.train.chain_init == "data":
             x_sampled = self.sampler(self.energy, x, y=y_chain, generator=self.generator, callback=self._record)
         else:

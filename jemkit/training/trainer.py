@@ -171,7 +171,9 @@ def _guarded_step(run: Run, step_fn: Callable[..., LossOutput], step: int,
     x, y = next(run.stream)
     out, reason = None, None
     try:
-        out = hooks.on_loss(step, step_fn(run.energy, x, y))
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cfg.train.bf16):  # train.bf16
+            out = step_fn(run.energy, x, y)
+        out = hooks.on_loss(step, out)
         reason = check_step(run.cfg.guard, out) if run.cfg.guard.enabled else None
     except FloatingPointError as err:  # the sampler's chains blew up
         reason = str(err)
@@ -219,12 +221,17 @@ def _report(run: Run, log: MetricsLog, out: LossOutput, lr: float, bar) -> str |
 
 
 def _evaluate(run: Run) -> dict:
-    """The test-set column of this row: accuracy, or a score model's held-out loss."""
+    """The test-set columns of this row: accuracy, NLL and ECE (and, with ``train.eval_samples``, the class
+    agreement of class-conditional fresh chains), or a score model's held-out loss."""
     if run.is_score_model:
         run.test_loss = run.held_out_loss()
         return {"test_loss": round(run.test_loss, 6)}
-    run.state.test_acc = run.test_accuracy()
-    return {"test_acc": round(run.state.test_acc, 5)}
+    metrics = run.test_metrics()
+    run.state.test_acc = metrics["test_acc"]
+    row = {k: round(v, 5) for k, v in metrics.items()}
+    if run.cfg.train.eval_samples > 0:
+        row["test_agreement"] = round(run.sample_agreement(), 5)
+    return row
 
 
 def _save_samples(run: Run, log: MetricsLog) -> None:
