@@ -56,6 +56,7 @@ class MetricsLog:
 
     def add(self, stats: dict[str, Tensor]) -> None:
         for k, v in stats.items():
+            v = v.float() if isinstance(v, Tensor) else v  # bf16 statistics (train.bf16) summed in float32
             self.sums[k] = self.sums.get(k, 0) + v
             self.counts[k] = self.counts.get(k, 0) + 1
 

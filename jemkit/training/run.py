@@ -139,8 +139,7 @@ class Run:
     def measure_margins(self, n: int = 5000) -> list[float]:
         """``margins_from_energies`` of the model as it is now (eval mode), on the first ``n`` training images
         (without input noise) and the first ``n`` outliers; logged in events.log."""
-        t = self.cfg.model.temperature
-        energy = lambda x: -t * torch.logsumexp(predict_logits(self.model, x).float() / t, 1)
+        energy = lambda x: self.chain_energy.energy_from_logits(predict_logits(self.model, x).float())
         e_in, e_out = energy(self.data.x_train[:n]), energy(self.outliers[:n])
         m_in, m_out = margins_from_energies(e_in, e_out, self.cfg.oe.margin_gap)
         self.event(f"oe.margins=auto: m_in={m_in:.4f}, m_out={m_out:.4f} (median energy: training images "
@@ -238,7 +237,9 @@ class Run:
         sampler (as the ``samples`` suite draws them), that the model classifies as the class they were drawn
         for. The same seed at every evaluation; the training generators are not touched."""
         k = self.data.num_classes
-        init = self.init or build_init(self.cfg.buffer.init, self.data.x_train, self.data.y_train, k)
+        if self.init is None:  # no buffer (e.g. the baseline, CD-k): fit the training init once, on first use
+            self.init = build_init(self.cfg.buffer.init, self.data.x_train, self.data.y_train, k)
+        init = self.init
         y = torch.arange(k, device=self.device).repeat_interleave(self.cfg.train.eval_samples)
         energy = ClassifierEnergy(self.eval_model, self.cfg.model.temperature)
         x = fresh_chains(energy, make_sampler(self.cfg.sampler), len(y), self.data.shape, y=y, init=init,
