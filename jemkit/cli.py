@@ -53,11 +53,16 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
     model, data = _eval_model_and_data(a)
     suites = [s.strip() for s in a.suite.split(",") if s.strip()]
-    robustness = dict(a.robustness)
+    options: dict = {}
+    for (suite, key), value in a.option:
+        options.setdefault(suite, {})[key] = value
+    robustness = {**options.pop("robustness", {}), **dict(a.robustness)}
     robustness.update({f"{norm}_eps": eps for norm, eps in (("linf", a.linf_eps), ("l2", a.l2_eps)) if eps is not None})
+    if robustness:
+        options["robustness"] = robustness
     m = evaluate(model, a.out, baseline=a.baseline, suites=suites, device=a.device, fid_reference=a.fid_reference,
                  n_ood=a.n_ood, sample_steps=a.sample_steps, seed=a.seed, quick=a.quick, progress=not a.quiet,
-                 options={"robustness": robustness} if robustness else {}, inception=not a.no_inception,
+                 options=options, inception=not a.no_inception,
                  data=data, ood=dict(parse_ood(t) for t in a.ood) or None)
     print(summary_table(m))
     print(f"metrics: {Path(a.out) / 'metrics.json'}")
@@ -90,7 +95,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
     from .draw import draw
     from .utils import resolve_device
 
-    print(draw(a.checkpoint, a.out, a.n, cls=a.cls, steps=a.steps, seed=a.seed, device=resolve_device(a.device)))
+    print(draw(a.checkpoint, a.out, a.n, cls=a.cls, steps=a.steps, seed=a.seed, device=resolve_device(a.device), init=a.init))
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -160,6 +165,15 @@ def _suite_option(text: str) -> tuple[str, object]:
     return key.strip(), tuple(value) if isinstance(value, list) else value
 
 
+def _dotted_suite_option(text: str) -> tuple[tuple[str, str], object]:
+    """``"SUITE.KEY=VALUE"`` → ((SUITE, KEY), VALUE read as YAML)."""
+    key, value = _suite_option(text)
+    suite, dot, name = key.partition(".")
+    if not dot or not name:
+        raise argparse.ArgumentTypeError(f"expected SUITE.KEY=VALUE (e.g. inpainting.init=mean), got '{text}'")
+    return (suite, name), value
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -203,13 +217,16 @@ def _eval_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--baseline", help="checkpoint of the discriminative baseline to compare against")
     e.add_argument("--suite", default="accuracy,calibration,ood,samples",
                    help="comma-separated suites: accuracy, calibration, ood, samples, inpainting, distal, likelihood, "
-                        "robustness, or all (default: accuracy,calibration,ood,samples)")
+                        "robustness, features, or all (default: accuracy,calibration,ood,samples)")
     e.add_argument("--quick", action="store_true", help="seconds-sized version of every suite (smoke runs)")
     e.add_argument("--linf-eps", type=_floats, help="robustness: L-inf epsilons in [0, 1] pixel units, e.g. 0,0.05,0.1")
     e.add_argument("--l2-eps", type=_floats, help="robustness: L2 epsilons in [0, 1] pixel units, e.g. 0,0.5,1")
     e.add_argument("--robustness", type=_suite_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a robustness suite option (repeatable), e.g. n_bare=200, n_defended=50, pgd_steps_bare=10, "
                         "defense_gradients=[bpda], purify_steps=3; an unknown key lists the options")
+    e.add_argument("--option", type=_dotted_suite_option, action="append", default=[], metavar="SUITE.KEY=VALUE",
+                   help="an option of any suite (repeatable), e.g. inpainting.init=uniform, inpainting.steps=20, "
+                        "features.labels_per_class=10; an unknown key lists the suite's options")
     e.add_argument("--no-inception", action="store_true",
                    help="skip Inception FID even when its weights are installed (it costs ~0.1 s per image on a CPU)")
     e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")
@@ -244,6 +261,10 @@ def _sample_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
     s.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training sampler's)")
+    s.add_argument("--init", default=None, choices=["uniform", "class_gaussian", "data", "buffer"],
+                   help="where chains start (default: where the checkpoint's training chains started): U(-1, 1), "
+                        "class Gaussians fitted to the training set, held-out test images (of --class), or the saved "
+                        "replay buffer")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")

@@ -145,3 +145,20 @@ def test_eval_names_an_unknown_robustness_option(tmp_path, capsys):
                  "--robustness", "n_bares=24"]) != 0
     err = capsys.readouterr().err
     assert "unknown robustness option 'n_bares'" in err and "n_bare" in err
+
+
+def test_eval_passes_suite_options_and_refuses_unknown_suites(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-baseline", "--out", str(run), *TINY]) == 0
+    argv = ["eval", str(run), "--out", str(tmp_path / "ev"), "--suite", "inpainting,features", "--quick", "--quiet",
+            "--option", "inpainting.init=mean", "--option", "inpainting.steps=0", "--option", "features.labels_per_class=3"]
+    assert main(argv) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["inpainting"]["init"] == "mean" and m["inpainting"]["steps"] == 0
+    assert m["inpainting"]["lower_half"]["mse"] == pytest.approx(m["inpainting"]["lower_half"]["mean_fill_mse"], rel=1e-5)
+    assert m["features"]["labels_per_class"] == 3
+    assert main([*argv[:-2], "--option", "inpaintng.init=mean"]) != 0
+    assert "suite 'inpaintng' takes no options (did you mean 'inpainting'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*argv[:-2], "--option", "init=mean"])
+    assert "expected SUITE.KEY=VALUE" in capsys.readouterr().err

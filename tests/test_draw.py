@@ -44,3 +44,30 @@ def test_jemkit_sample_writes_a_grid_and_says_where_chains_started(runs, tmp_pat
     assert out.is_file() and "class Gaussians" in capsys.readouterr().out
     assert main(["sample", str(runs / "uniform"), "--out", str(out), "--class", "10"]) == 2
     assert "--class must be in [0, 9]" in capsys.readouterr().err
+
+
+def test_init_chooses_where_chains_start(runs):
+    """--init overrides the training init: uniform noise, class Gaussians, held-out images of the class, the buffer."""
+    data = load_dataset("digits")
+    model, g = jemkit.load(runs / "uniform"), torch.Generator().manual_seed(0)
+    y = torch.full((40,), 5)
+    x, how = classifier_samples(model, 40, y=y, steps=0, generator=g, init="data")
+    assert "held-out test images" in how
+    test_5 = data.x_test[data.y_test == 5].flatten(1)
+    assert all((test_5 == row).all(1).any() for row in x.flatten(1))  # each start is a class-5 test image
+    x, how = classifier_samples(model, 500, y=torch.full((500,), 3), steps=0, generator=g, init="class_gaussian")
+    assert "class Gaussians" in how and (x.mean(0) - data.x_train[data.y_train == 3].mean(0)).abs().mean() < 0.1
+    x, how = classifier_samples(model, 30, steps=0, generator=g, init="buffer")
+    buffer = jemkit.checkpoint.load_buffer(model.checkpoint_path).flatten(1)
+    assert "replay buffer" in how and all((buffer == row).all(1).any() for row in x.flatten(1))
+    x, how = classifier_samples(jemkit.load(runs / "class_gaussian"), 2000, steps=0, generator=g, init="uniform")
+    assert "U(-1, 1)" in how and x.std().item() == pytest.approx(3 ** -0.5, abs=0.01)
+
+
+def test_init_errors_are_one_line(runs, tmp_path, capsys):
+    out = str(tmp_path / "s.png")
+    with pytest.raises(SystemExit):
+        main(["sample", str(runs / "uniform"), "--out", out, "--init", "buffers"])
+    assert "invalid choice: 'buffers'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown --init 'gaus'"):
+        jemkit.draw.draw(runs / "uniform", out, 4, init="gaus")

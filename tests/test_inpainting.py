@@ -6,7 +6,7 @@ from torch import nn
 import jemkit
 from jemkit.data import ImageData
 from jemkit.evaluation.inpainting import (
-    MASKS, ClampedEnergy, inpaint, lower_half_mask, masked_errors, random_pixel_mask, suite_inpainting,
+    MASKS, ClampedEnergy, GaussianFill, inpaint, lower_half_mask, masked_errors, random_pixel_mask, suite_inpainting,
 )
 from jemkit.model import Classifier
 from jemkit.sampling import sgld
@@ -119,5 +119,43 @@ def test_suite_inpainting_reaches_the_gaussian_posterior(tmp_path):
     assert lower["sample_mse"] == pytest.approx((bias + post_var) / 4, rel=0.03)
     assert lower["mse"] == pytest.approx((bias + post_var / k) / 4, rel=0.03)
     assert lower["mean_fill_mse"] == pytest.approx((s**2 + tau**2) / 4, rel=0.15)
+    assert lower["gaussian_fill_mse"] == pytest.approx(bias / 4, rel=0.05)  # the fitted Gaussian's conditional mean
     assert lower["mse"] < 0.5 * lower["mean_fill_mse"]  # the posterior mean: (1 + 1/K) σ² against s² + τ²
     assert out["random_pixels"]["mse"] < 0.6 * out["random_pixels"]["mean_fill_mse"]
+
+
+def test_chains_start_from_the_chosen_fill(model, data, tmp_path):
+    """With no sampler steps the completions are their starting points: the Gaussian fill, the mean fill, or noise."""
+    ctx = make_ctx(model, data, tmp_path)
+    for init, yardstick in (("gaussian", "gaussian_fill_mse"), ("mean", "mean_fill_mse")):
+        ctx.options = {"inpainting": {"init": init, "steps": 0}}
+        out = suite_inpainting(ctx)["inpainting"]
+        assert out["init"] == init
+        for name in MASKS:
+            assert out[name]["mse"] == pytest.approx(out[name][yardstick], rel=1e-5)
+            assert out[name]["beats_mean_fill"] is (out[name]["mse"] < out[name]["mean_fill_mse"])
+    ctx.options = {"inpainting": {"init": "uniform", "steps": 0}}
+    noise = suite_inpainting(ctx)["inpainting"]["lower_half"]
+    assert noise["mse"] > 2 * noise["mean_fill_mse"]
+
+
+def test_the_gaussian_fill_is_the_conditional_mean():
+    """On a 3-pixel Gaussian with pixel 2 missing: μ_2 + Σ_2o Σ_oo⁻¹ (x_o − μ_o), observed pixels untouched."""
+    mean = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    cov = torch.tensor([[1.0, 0.5, 0.3], [0.5, 1.0, 0.2], [0.3, 0.2, 1.0]], dtype=torch.float64)
+    x = torch.tensor([[0.5, 0.4, -0.9], [-0.3, 0.2, 0.8]]).view(2, 1, 1, 3)
+    mask = torch.tensor([True, True, False]).expand(2, 3).reshape(2, 1, 1, 3)
+    filled = GaussianFill(mean, cov, ridge=0.0)(x, mask)
+    o = x.view(2, 3)[:, :2].double() - mean[:2]
+    expected = mean[2] + o @ torch.linalg.solve(cov[:2, :2], cov[:2, 2])
+    torch.testing.assert_close(filled.view(2, 3)[:, 2].double(), expected.clamp(-1, 1), rtol=1e-5, atol=1e-6)
+    assert torch.equal(filled[mask], x[mask])
+
+
+def test_bad_options(model, data, tmp_path):
+    ctx = make_ctx(model, data, tmp_path)
+    for bad, match in (({"init": "noise"}, "init must be one of"), ({"stepz": 3}, "unknown inpainting option 'stepz'"),
+                       ({"n_samples": 0}, "n_samples must be an integer >= 1")):
+        ctx.options = {"inpainting": bad}
+        with pytest.raises(ValueError, match=match):
+            suite_inpainting(ctx)

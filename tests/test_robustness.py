@@ -212,3 +212,48 @@ def test_errors(model, data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchattacks", None)  # import torchattacks now raises ImportError
     with pytest.raises(ImportError, match=r"pip install --no-deps torchattacks==3\.5\.1"):
         suite_robustness(ctx)
+
+
+def test_the_baseline_is_also_defended_by_the_models_purifier(tiny_digits_jem, model, data, tmp_path):
+    """Model first (it leaves its purifier in the shared state), then the baseline behind its own purifier and
+    behind the model's: the cross curves exist, start at their own clean accuracy, and use the model's SGLD."""
+    from jemkit.evaluation.context import EvalContext
+
+    shared, options = {}, {"n_bare": 24, "n_defended": 12, "defense_gradients": ("bpda",), "l2_eps": [0.0]}
+    ctx = lambda m, label: EvalContext(m, data, tmp_path, label, quick=True, progress=False, shared=shared)  # noqa: E731
+    jem = suite_robustness(ctx(tiny_digits_jem, "model"), {**options, "sgld_step_size": 0.5})["robustness"]
+    assert "bpda_by_model" not in jem["linf"] and "robustness_purifier" in shared
+    base = suite_robustness(ctx(model, "baseline"), options)["robustness"]
+    assert set(base["linf"]["monotone"]) == {"bare", "bpda", "bpda_by_model"}
+    assert base["linf"]["bpda_by_model"][0] == base["defended_clean_accuracy_by_model"]
+    assert base["defense_by_model"]["sgld_step_size"] == 0.5 and base["defense"]["sgld_step_size"] == 1.0
+    assert base["eps0_is_clean"] and base["monotone"] and "bpda_by_model" in base["zero_gradient_fraction"]
+    off = suite_robustness(ctx(model, "baseline"), {**options, "cross_purify": False})["robustness"]
+    assert "bpda_by_model" not in off["linf"] and "defended_clean_accuracy_by_model" not in off
+    assert off["linf"]["bpda"] == base["linf"]["bpda"]  # the extra defense draws from its own streams
+
+
+def test_the_models_purifier_with_another_classifier(tiny_digits_jem, model, data):
+    """Purified by one energy, classified by another net: with no steps and no noise it is that net; with steps,
+    the purified inputs are the energy's own (same draws), only the classifier differs."""
+    x = (data.x_test[:16] + 1) / 2
+    still = RobustnessOptions(purify_steps=0, copy_noise=0.0, **sgld_settings(noise=0.01))
+    with torch.no_grad():
+        cross = PurifiedClassifier(ClassifierEnergy(tiny_digits_jem), still, 2, purify_bpda, torch.Generator().manual_seed(0),
+                                   classifier=model)(x)
+        torch.testing.assert_close(cross, PixelSpace(model)(x), rtol=1e-6, atol=1e-6)
+    moving = RobustnessOptions(purify_steps=3, copy_noise=0.03, **sgld_settings(noise=0.01))
+    energy, seen = ClassifierEnergy(tiny_digits_jem), {}
+
+    def recording(name, net):
+        return lambda z: seen.setdefault(name, z.detach()) is None or net(z)
+
+    own = PurifiedClassifier(energy, moving, 2, purify_bpda, torch.Generator().manual_seed(0))(x)
+    same = PurifiedClassifier(energy, moving, 2, purify_bpda, torch.Generator().manual_seed(0),
+                              classifier=recording("jem", tiny_digits_jem))(x)
+    torch.testing.assert_close(same, own)  # classifier = the energy's own net: the model's defense itself
+    other = PurifiedClassifier(energy, moving, 2, purify_bpda, torch.Generator().manual_seed(0),
+                               classifier=recording("baseline", model))(x)
+    torch.testing.assert_close(seen["baseline"], seen["jem"])  # the same purified copies ...
+    assert not torch.allclose(seen["baseline"], (x * 2 - 1).repeat(2, 1, 1, 1), atol=1e-3)  # ... moved by SGLD
+    assert not torch.allclose(other, own)  # ... classified by another net

@@ -21,6 +21,7 @@ from .calibration import suite_calibration
 from .classification import suite_accuracy
 from .context import EvalContext
 from .distal import suite_distal
+from .features import suite_features
 from .fid import feature_fid_extractor, inception_fid_extractor
 from .inpainting import suite_inpainting
 from .likelihood import suite_likelihood
@@ -28,9 +29,10 @@ from .ood import suite_ood
 from .robustness import suite_robustness
 from .samples import suite_samples
 
+TAKE_OPTIONS = ("robustness", "inpainting", "features")  # suites reading ctx.options[name]
 SUITES = {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples,
           "inpainting": suite_inpainting, "distal": suite_distal, "likelihood": suite_likelihood,
-          "robustness": suite_robustness}
+          "robustness": suite_robustness, "features": suite_features}
 log = logging.getLogger("jemkit")
 DEFAULT_SUITES = ("accuracy", "calibration", "ood", "samples")
 
@@ -131,6 +133,10 @@ def _data_for(model: Classifier, data: ImageData | None) -> ImageData:
 
 def _check_options(options: dict) -> None:
     """Refuse option values no suite can run with, before anything is loaded or written."""
+    for suite in options.get("options", {}):
+        if suite not in TAKE_OPTIONS:
+            raise ValueError(f"suite '{suite}' takes no options{closest(suite, TAKE_OPTIONS)}; suites with options: "
+                             f"{', '.join(TAKE_OPTIONS)}")
     for norm, eps in options.get("options", {}).get("robustness", {}).items():
         if norm.endswith("_eps") and any(e < 0 for e in eps):
             raise ValueError(f"robustness {norm} must be >= 0, got {list(eps)}")

@@ -27,6 +27,12 @@ Threat model and conventions:
     memory grow with K, so keep K small.
   Adversarial examples are then judged by a separate defended model with ``copies`` copies and
   its own randomness.
+* **The model's purifier on the baseline** (``cross_purify``, on by default): purification is a
+  defense anyone can bolt onto any classifier, so when a baseline is evaluated beside the model, the
+  baseline is also defended by the *model's* purifier (the model's energy, SGLD settings, steps, copies
+  and noise; the baseline classifies the purified copies) and attacked the same ways. Its curves are
+  ``bpda_by_model`` / ``full_by_model``: the gap between the model's ``bpda`` and the baseline's
+  ``bpda_by_model`` is what the energy model adds beyond the purifier.
 """
 from __future__ import annotations
 
@@ -88,6 +94,7 @@ class RobustnessOptions:
     sgld_grad_clip: float | None = None  # JEM++'s per-coordinate clip of ∇ₓE; 0 = off
     sgld_clamp: bool | None = None  # keep purified inputs in [−1, 1] after every step
     batch_size: int = 250  # bare; the defended batch is batch_size // (copies · eot), at least 1
+    cross_purify: bool = True  # the baseline also behind the model's purifier (curves "<gradient>_by_model")
 
 
 QUICK = {"n_bare": 32, "n_defended": 16, "pgd_steps_bare": 3, "pgd_steps_defended": 3, "restarts": 1,
@@ -196,12 +203,13 @@ class PurifiedClassifier(nn.Module):
     """
 
     def __init__(self, energy: ClassifierEnergy, opts: RobustnessOptions, copies: int,
-                 purify: Callable[..., Tensor], generator: torch.Generator):
+                 purify: Callable[..., Tensor], generator: torch.Generator, classifier: nn.Module | None = None):
         super().__init__()
         unset = [k for k in ("sgld_step_size", "sgld_noise", "sgld_grad_clip", "sgld_clamp") if getattr(opts, k) is None]
         if unset:
             raise ValueError(f"options {unset} are unset (None means the checkpoint's: use resolve_options)")
         self.energy, self.opts, self.copies, self.purify, self.generator = energy, opts, copies, purify, generator
+        self.classifier = classifier  # None: the energy's own classifier; else purify with ``energy``, classify with this
 
     def forward(self, x: Tensor) -> Tensor:
         b, o = len(x), self.opts
@@ -209,7 +217,8 @@ class PurifiedClassifier(nn.Module):
         xc = xc + o.copy_noise * torch.randn(xc.shape, generator=self.generator, device=xc.device, dtype=xc.dtype)
         xk = self.purify(self.energy, xc, steps=o.purify_steps, step_size=o.sgld_step_size, noise=o.sgld_noise,
                          grad_clip=o.sgld_grad_clip, clamp=(-1.0, 1.0) if o.sgld_clamp else None, generator=self.generator)
-        return self.energy.logits(xk).view(self.copies, b, -1).mean(0)  # (B, K)
+        logits = self.energy.logits(xk) if self.classifier is None else self.classifier(xk)
+        return logits.view(self.copies, b, -1).mean(0)  # (B, K)
 
 
 # ---------------------------------------------------------------- curves
@@ -266,32 +275,47 @@ class Attacker:
         self.x, self.y = (ctx.data.x_test[self.order] + 1) / 2, ctx.data.y_test[self.order]  # [0, 1] pixels
         self.def_batch = max(1, opts.batch_size // (opts.copies * opts.eot))
         self.bare = PixelSpace(ctx.model)  # in eval mode while attacked, inside frozen(model)
+        # The model's purifier (its energy and resolved SGLD settings), left by its own run for the baseline's.
+        purifier = ctx.shared.get("robustness_purifier") if ctx.label != "model" and opts.cross_purify else None
+        self.purifier = purifier if self.n_def else None
+        self.defenses = [(g, False) for g in self.gradients] + [(g, True) for g in self.gradients if self.purifier]
 
-    def defended(self, copies: int, gradient: str, offset: int) -> PurifiedClassifier:
-        return PurifiedClassifier(self.ctx.energy, self.opts, copies, GRADIENTS[gradient], self.ctx.generator(offset)).eval()
+    def defended(self, copies: int, gradient: str, offset: int, by_model: bool = False) -> PurifiedClassifier:
+        """The defense with ``copies`` copies, gradients through it by ``gradient``; ``by_model``: purified by the
+        model's energy and SGLD settings, classified by this (baseline) classifier."""
+        if not by_model:
+            return PurifiedClassifier(self.ctx.energy, self.opts, copies, GRADIENTS[gradient], self.ctx.generator(offset)).eval()
+        energy, opts = self.purifier
+        opts = dataclasses.replace(opts, copy_noise=self.opts.copy_noise, purify_steps=self.opts.purify_steps)
+        return PurifiedClassifier(energy, opts, copies, GRADIENTS[gradient], self.ctx.generator(offset),
+                                  classifier=self.ctx.model).eval()
 
     def pgd(self, norm: str, model: nn.Module, steps: int) -> Callable[[float], object]:
         """ε ↦ torchattacks' PGD of ``norm`` on ``NormalizedLogits(model)``, α = 2.5 ε / steps, random start."""
         cls, seen = getattr(self.torchattacks, ATTACKS[norm]), NormalizedLogits(model).eval()
         return lambda e: cls(seen, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=True)
 
-    def clean(self) -> tuple[Tensor, Tensor | None]:
-        """(N,) correctness of the bare classifier and (n_def,) of the defense (None without one)."""
+    def clean(self) -> tuple[Tensor, dict[bool, Tensor]]:
+        """(N,) correctness of the bare classifier, and (n_def,) of each defense: own (False) and, for a baseline
+        with ``cross_purify``, the model's purifier (True); empty without a defense."""
         clean = correct(self.bare, self.x, self.y, self.opts.batch_size)
-        if not self.n_def:
-            return clean, None
-        return clean, correct(self.defended(self.opts.copies, "bpda", 300), self.x[: self.n_def], self.y[: self.n_def], self.def_batch)
+        x_def, y_def = self.x[: self.n_def], self.y[: self.n_def]
+        by = sorted({by_model for _, by_model in self.defenses})
+        return clean, {b: correct(self.defended(self.opts.copies, "bpda", 300 + 5 * b, b), x_def, y_def, self.def_batch)
+                       for b in by}
 
     def zero_gradients(self) -> dict[str, float]:
         """What each attack sees at the clean inputs: a fraction of exact-zero gradients flags masking."""
         zero_grad = {"bare": zero_gradient_fraction(NormalizedLogits(self.bare), self.x, self.y, self.opts.batch_size)}
-        for j, g in enumerate(self.gradients):
-            attacked = NormalizedLogits(self.defended(self.opts.copies * self.opts.eot, g, 301 + j))
-            zero_grad[g] = zero_gradient_fraction(attacked, self.x[: self.n_def], self.y[: self.n_def], self.def_batch)
+        for j, (g, by_model) in enumerate(self.defenses):
+            attacked = NormalizedLogits(self.defended(self.opts.copies * self.opts.eot, g, 301 + j, by_model))
+            zero_grad[curve_name(g, by_model)] = zero_gradient_fraction(attacked, self.x[: self.n_def], self.y[: self.n_def],
+                                                                        self.def_batch)
         return zero_grad
 
-    def curves(self, clean: Tensor, clean_def: Tensor | None, step: Callable[[], None]) -> dict[str, dict[str, list[float]]]:
-        """norm → curve name ("bare", "bpda", "full") → accuracy at each ε of the norm's list."""
+    def curves(self, clean: Tensor, clean_def: dict[bool, Tensor], step: Callable[[], None]) -> dict[str, dict[str, list[float]]]:
+        """norm → curve name ("bare", "bpda", "full", and "bpda_by_model", "full_by_model" for a baseline behind
+        the model's purifier) → accuracy at each ε of the norm's list."""
         o, seed, curves = self.opts, self.ctx.seed, {}
         x_def, y_def = self.x[: self.n_def], self.y[: self.n_def]
         for i, norm in enumerate(ATTACKS):
@@ -299,14 +323,20 @@ class Attacker:
             torch.manual_seed(seed + 310 + 10 * i)  # torchattacks' random starts
             curves[norm] = {"bare": robust_curve(self.pgd(norm, self.bare, o.pgd_steps_bare), self.bare, self.x, self.y,
                                                  clean, eps, o.restarts, o.batch_size, step)}
-            for j, g in enumerate(self.gradients):
-                offset = 320 + 10 * i + 2 * j
+            for j, (g, by_model) in enumerate(self.defenses):
+                offset = 320 + 10 * i + 2 * j + 40 * by_model
                 torch.manual_seed(seed + offset)
-                attacked = self.defended(o.copies * o.eot, g, offset)  # EOT: copies × eot fresh draws per forward
-                judge = self.defended(o.copies, "bpda", offset + 1)  # the defense itself (same value as "full")
-                curves[norm][g] = robust_curve(self.pgd(norm, attacked, o.pgd_steps_defended), judge, x_def, y_def,
-                                               clean_def, eps, o.restarts, self.def_batch, step)
+                attacked = self.defended(o.copies * o.eot, g, offset, by_model)  # EOT: copies × eot fresh draws per forward
+                judge = self.defended(o.copies, "bpda", offset + 1, by_model)  # the defense itself (same value as "full")
+                curves[norm][curve_name(g, by_model)] = robust_curve(
+                    self.pgd(norm, attacked, o.pgd_steps_defended), judge, x_def, y_def, clean_def[by_model], eps,
+                    o.restarts, self.def_batch, step)
         return curves
+
+
+def curve_name(gradient: str, by_model: bool) -> str:
+    """"bpda" / "full", or "bpda_by_model" / "full_by_model" for a baseline behind the model's purifier."""
+    return f"{gradient}_by_model" if by_model else gradient
 
 
 def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
@@ -323,14 +353,17 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
     attacker = Attacker(ctx, opts, torchattacks)
     n, n_def = attacker.n, attacker.n_def
     direct_clean = (ctx.logits[attacker.order].argmax(1) == attacker.y).float().mean().item()
-    total = (1 + len(attacker.gradients)) * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
+    total = (1 + len(attacker.defenses)) * opts.restarts * sum(len(getattr(opts, f"{m}_eps")) - 1 for m in ATTACKS)
     cuda = list(range(torch.cuda.device_count())) if ctx.data.x_test.device.type == "cuda" else []
-    with frozen(ctx.model), torch.random.fork_rng(devices=cuda), \
+    purifier_net = attacker.purifier[0].net if attacker.purifier else None
+    with frozen(ctx.model), frozen(purifier_net), torch.random.fork_rng(devices=cuda), \
             tqdm(total=total, desc=f"robustness ({ctx.label})", disable=not ctx.progress, leave=False) as bar:
         clean, clean_def = attacker.clean()
         zero_grad = attacker.zero_gradients()
         curves = attacker.curves(clean, clean_def, bar.update)
-    result = summarize(ctx, opts, curves, n, n_def, direct_clean, clean_def.float().mean().item() if n_def else None)
+    if ctx.label == "model":  # the baseline evaluated next is also defended by this model's purifier
+        ctx.shared["robustness_purifier"] = (ctx.energy, opts)
+    result = summarize(ctx, opts, curves, n, n_def, direct_clean, {b: v.float().mean().item() for b, v in clean_def.items()})
     result["zero_gradient_fraction"] = zero_grad
     masked = {name: f for name, f in zero_grad.items() if f > 0.05}
     if masked:
@@ -342,12 +375,12 @@ def suite_robustness(ctx: EvalContext, options: dict | None = None) -> dict:
 
 
 def summarize(ctx: EvalContext, opts: RobustnessOptions, curves: dict, n: int, n_def: int,
-              clean: float, clean_def: float | None) -> dict:
+              clean: float, clean_def: dict[bool, float]) -> dict:
     """The result tree: curves as lists, each point also as a scalar under ``eps_<v>``, and checks."""
     result: dict = {
         "eps_units": "[0, 1] pixels (model input [-1, 1]: 2x that distance)",
         "n_bare": n, "n_defended": n_def,
-        "clean_accuracy": clean, "defended_clean_accuracy": clean_def,
+        "clean_accuracy": clean, "defended_clean_accuracy": clean_def.get(False),
         "attack": {"pgd_steps_bare": opts.pgd_steps_bare, "pgd_steps_defended": opts.pgd_steps_defended,
                    "restarts": opts.restarts, "eot": opts.eot, "attacker_copies": opts.copies * opts.eot,
                    "step": "alpha = 2.5 eps / steps, random start",
@@ -357,6 +390,12 @@ def summarize(ctx: EvalContext, opts: RobustnessOptions, curves: dict, n: int, n
                     "sgld_grad_clip": opts.sgld_grad_clip, "sgld_clamp": opts.sgld_clamp,
                     "logits": "mean over copies"},
     }
+    if True in clean_def:  # a baseline behind the model's purifier
+        _, model_opts = ctx.shared["robustness_purifier"]
+        result["defended_clean_accuracy_by_model"] = clean_def[True]
+        result["defense_by_model"] = {"purifier": "the model's energy and SGLD settings; this classifier's logits",
+                                      "sgld_step_size": model_opts.sgld_step_size, "sgld_noise": model_opts.sgld_noise,
+                                      "sgld_grad_clip": model_opts.sgld_grad_clip, "sgld_clamp": model_opts.sgld_clamp}
     consistent, monotone = True, True
     for norm, by_curve in curves.items():
         eps = list(getattr(opts, f"{norm}_eps"))
@@ -366,7 +405,7 @@ def summarize(ctx: EvalContext, opts: RobustnessOptions, curves: dict, n: int, n
         entry["monotone"] = {name: is_monotone(acc) for name, acc in by_curve.items()}
         monotone &= all(entry["monotone"].values())
         consistent &= abs(by_curve["bare"][0] - clean) < 0.5 / n
-        consistent &= all(acc[0] == clean_def for name, acc in by_curve.items() if name != "bare")
+        consistent &= all(acc[0] == clean_def[name.endswith("_by_model")] for name, acc in by_curve.items() if name != "bare")
         result[norm] = entry
     result["monotone"] = monotone
     result["eps0_is_clean"] = consistent
@@ -383,7 +422,8 @@ def plot_robustness(curves: dict, eps: dict, path: str | Path, title: str) -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"bare": "bare classifier", "bpda": "defended, BPDA + EOT", "full": "defended, full backprop + EOT"}
+    labels = {"bare": "bare classifier", "bpda": "defended, BPDA + EOT", "full": "defended, full backprop + EOT",
+              "bpda_by_model": "model's purifier, BPDA + EOT", "full_by_model": "model's purifier, full backprop + EOT"}
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), squeeze=False)
     for ax, (norm, by_curve) in zip(axes[0], curves.items()):
         for name, acc in by_curve.items():
