@@ -348,12 +348,13 @@ def test_robustness_compares_purified_accuracies_at_every_eps_from_005() -> None
                        bpda_by_model=[0.9, 0.75, 0.44, 0.35], full_by_model=[0.9, 0.75, 0.45, 0.39])
     row = _promise({**model, "baseline": by_model}, "robustness")
     # the stronger attack per ε; ε = 0.02 misses the margin but is below 0.05
-    assert (row.model, row.baseline, row.kept) == ("0.6000 at ε 0.1", "0.3500 at ε 0.1 (model's purifier)", "yes")
+    assert (row.model, row.baseline, row.kept) == ("0.8000 / 0.6500 / 0.6000 at ε 0.02 / 0.05 / 0.1",
+                                                   "0.7500 / 0.4400 / 0.3500 at ε 0.02 / 0.05 / 0.1 (model's purifier)", "yes")
     by_model["robustness"]["linf"]["bpda_by_model"][3] = by_model["robustness"]["linf"]["full_by_model"][3] = 0.45
     assert _kept({**model, "baseline": by_model}, "robustness") == "no"
     own = _curves(eps, bare=[0.9, 0.2, 0.0, 0.0], bpda=[0.9, 0.7, 0.3, 0.1], full=[0.9, 0.7, 0.4, 0.2])
     found = judge_robustness(model, own)
-    assert (found.baseline, found.kept) == ("0.1000 at ε 0.1 (own purifier)", True)
+    assert (found.baseline, found.kept) == ("0.7000 / 0.3000 / 0.1000 at ε 0.02 / 0.05 / 0.1 (own purifier)", True)
     assert _kept(model, "robustness") == "—"  # no baseline
     assert _kept(_curves(eps, bare=[0.9, 0.3, 0.1, 0.0]), "robustness") == "—"  # no defended curve: not measured
     assert _promise(_curves(eps, bare=[0.9, 0.3, 0.1, 0.0]), "robustness").model == "not measured (suite robustness)"

@@ -226,17 +226,18 @@ def judge_ood_logp(m: dict, b: dict | None) -> Measured | None:
     return Measured(_logp_text(by_set), _logp_text(_logp_aurocs(b)), all(a >= LOGP_MIN for a in by_set.values()))
 
 
-def _inpainting(t: dict | None) -> dict[str, tuple[float, float | None]]:
-    """Mask -> (MSE of the model's fill, MSE of the training-mean fill), from the inpainting suite."""
+def _inpainting(t: dict | None) -> dict[str, tuple[float, float | None, float | None]]:
+    """Mask -> (MSE of the model's fill, of the training-mean fill, of the Gaussian fill), from the inpainting suite."""
     result = get_key(t, "inpainting")
     if not isinstance(result, dict):
         return {}
-    masks = {name: (number(v, "mse"), number(v, "mean_fill_mse")) for name, v in result.items()}
-    return {name: (mse, mean_fill) for name, (mse, mean_fill) in masks.items() if mse is not None}
+    masks = {name: (number(v, "mse"), number(v, "mean_fill_mse"), number(v, "gaussian_fill_mse")) for name, v in result.items()}
+    return {name: fills for name, fills in masks.items() if fills[0] is not None}
 
 
-def _inpainting_text(by_mask: dict[str, tuple[float, float | None]]) -> str:
-    return " · ".join(f"{name} {short(mse)} vs mean fill {short(fill)}" for name, (mse, fill) in by_mask.items()) or "—"
+def _inpainting_text(by_mask: dict[str, tuple[float, float | None, float | None]]) -> str:
+    return " · ".join(f"{name} {short(mse)} vs mean fill {short(fill)}" + ("" if gauss is None else f", Gaussian {short(gauss)}")
+                      for name, (mse, fill, gauss) in by_mask.items()) or "—"
 
 
 def judge_inpainting(m: dict, b: dict | None) -> Measured | None:
@@ -245,7 +246,7 @@ def judge_inpainting(m: dict, b: dict | None) -> Measured | None:
     by_mask = _inpainting(m)
     if not by_mask:
         return None
-    kept = _all(None if mean_fill is None else mse < mean_fill for mse, mean_fill in by_mask.values())
+    kept = _all(None if mean_fill is None else mse < mean_fill for mse, mean_fill, _ in by_mask.values())
     return Measured(_inpainting_text(by_mask), _inpainting_text(_inpainting(b)), kept)
 
 
@@ -283,6 +284,13 @@ def _baseline_purified(b: dict | None) -> tuple[dict[float, float], str]:
     return (by_model, "model's purifier") if by_model else (_purified(b, DEFENDED), "own purifier")
 
 
+def _curve_text(acc: dict[float, float], eps: list[float]) -> str:
+    """'0.8200 / 0.4100 at ε 0.02 / 0.05': accuracies at the ε's given; an em dash when there are none."""
+    if not eps:
+        return "—"
+    return f"{' / '.join(short(acc[e]) for e in eps)} at ε {' / '.join(f'{e:g}' for e in eps)}"
+
+
 def judge_robustness(m: dict, b: dict | None) -> Measured | None:
     """Purification defends it: kept if, at every L∞ ε ≥ 0.05 both were attacked at, the model's accuracy behind
     its purifier (the stronger of the attacks measured on it) is at least the baseline's + 0.20, the baseline
@@ -291,10 +299,10 @@ def judge_robustness(m: dict, b: dict | None) -> Measured | None:
     if not model:
         return None
     base, how = _baseline_purified(b)
-    eps = max(model)
-    text = f"{short(model[eps])} at ε {eps:g}"
-    base_eps = eps if eps in base else max(base, default=None)
-    base_text = "—" if base_eps is None else f"{short(base[base_eps])} at ε {base_eps:g} ({how})"
+    shown = sorted(e for e in model if e > 0) or [max(model)]
+    text = _curve_text(model, shown)
+    base_text = _curve_text(base, [e for e in shown if e in base] or sorted(base)[-1:])
+    base_text = "—" if base_text == "—" else f"{base_text} ({how})"
     judged = [e for e in model if e >= ROBUST_EPS_MIN and e in base]
     kept = all(model[e] >= base[e] + ROBUST_MARGIN for e in judged) if judged else None
     return Measured(text, base_text, kept)
@@ -347,10 +355,11 @@ PROMISES: list[Promise] = [
     Promise("OOD by the model's log p(x)", "ood", f"AUROC of the logp score on the OOD sets that are not noise "
             f"(all but {' and '.join(NOISE_SETS)}); kept if ≥ {LOGP_MIN:.2f} on each", judge_ood_logp),
     Promise("missing data", "inpainting", "MSE on the missing pixels (lower is better) of the model's fill vs the "
-            "training-mean fill, per mask; kept if the model's is lower on every mask", judge_inpainting),
+            "training-mean fill (and the Gaussian conditional-mean fill its chains may start from), per mask; kept if the "
+            "model's is below the mean fill's on every mask", judge_inpainting),
     Promise("likelihood", "likelihood", "test bits/dim by AIS (lower is better) ± its standard error; not judged: an ESS far "
             "below the number of chains means the estimate is unreliable", judge_likelihood),
-    Promise("robustness", "robustness", f"L∞ PGD accuracy behind purification at the largest ε (the stronger attack); "
+    Promise("robustness", "robustness", f"L∞ PGD accuracy behind purification at each ε (the stronger attack); "
             f"kept if ≥ the baseline's + {ROBUST_MARGIN:.2f} at every ε ≥ {ROBUST_EPS_MIN:g}", judge_robustness),
     Promise("features", "features", f"linear-probe accuracy on the model's features vs on a randomly initialized "
             f"network; kept if ≥ random init + {PROBE_MARGIN:.2f}", judge_features),
