@@ -225,10 +225,15 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
     if is_score_record(record):
         raise ValueError(f"{record_path} is a score model (objective '{record['objective']}'), not a classifier: "
                          "draw samples with `jemkit sample` or load it with jemkit.load_score_model")
+    return _load_weights(classifier_from_record(record), record_path, record, device, ema)
+
+
+def classifier_from_record(record: dict) -> Classifier:
+    """The ``Classifier`` a checkpoint record describes (architecture, net options, input convention), with
+    freshly initialized weights (drawn from torch's global RNG)."""
     net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
     net = with_input_convention(net, record.get("preprocessing") or {})  # a wrapped model's mean/std
-    model = Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
-    return _load_weights(model, record_path, record, device, ema)
+    return Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing"))
 
 
 def load_score_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> ScoreModel:

@@ -159,3 +159,15 @@ def test_bad_options(model, data, tmp_path):
         ctx.options = {"inpainting": bad}
         with pytest.raises(ValueError, match=match):
             suite_inpainting(ctx)
+
+
+def test_the_gaussian_fill_is_fitted_once_per_evaluation(model, data, tmp_path, monkeypatch):
+    """Model and baseline of one evaluation share the fitted Gaussian (a D × D covariance of the training set)."""
+    from jemkit.evaluation.context import EvalContext
+
+    fits, fit = [], GaussianFill.fit.__func__
+    monkeypatch.setattr(GaussianFill, "fit", classmethod(lambda cls, x, **kw: fits.append(len(x)) or fit(cls, x, **kw)))
+    shared = {}
+    for label in ("model", "baseline"):
+        suite_inpainting(EvalContext(model, data, tmp_path, label, quick=True, progress=False, shared=shared))
+    assert fits == [len(data.x_train)]

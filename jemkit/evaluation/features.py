@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from ..data import labelled_subset
-from ..model import Classifier, with_input_convention
-from ..nets import build_net
+from ..checkpoint import classifier_from_record
+from ..model import Classifier
 from ..utils import closest
 from .context import EvalContext
 from .fid import ClassifierFeatures, extract_features
@@ -50,10 +50,9 @@ def random_init_like(model: Classifier, seed: int) -> Classifier | None:
         return None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_net(record["arch"], record["input_shape"][0], record["num_classes"], **record["net_options"])
-    net = with_input_convention(net, record.get("preprocessing") or {})
+        fresh = classifier_from_record(record)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return Classifier(net, tuple(record["input_shape"]), record["num_classes"], record.get("preprocessing")).to(device).eval()
+    return fresh.to(device).eval()
 
 
 def resolve_options(ctx: EvalContext) -> dict:

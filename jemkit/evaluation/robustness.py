@@ -285,8 +285,7 @@ class Attacker:
         model's energy and SGLD settings, classified by this (baseline) classifier."""
         if not by_model:
             return PurifiedClassifier(self.ctx.energy, self.opts, copies, GRADIENTS[gradient], self.ctx.generator(offset)).eval()
-        energy, opts = self.purifier
-        opts = dataclasses.replace(opts, copy_noise=self.opts.copy_noise, purify_steps=self.opts.purify_steps)
+        energy, opts = self.purifier  # the model's resolved options: its SGLD settings, the same steps and noise
         return PurifiedClassifier(energy, opts, copies, GRADIENTS[gradient], self.ctx.generator(offset),
                                   classifier=self.ctx.model).eval()
 
