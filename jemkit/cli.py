@@ -226,7 +226,8 @@ def _eval_args(e: argparse.ArgumentParser) -> None:
                         "defense_gradients=[bpda], purify_steps=3; an unknown key lists the options")
     e.add_argument("--option", type=_dotted_suite_option, action="append", default=[], metavar="SUITE.KEY=VALUE",
                    help="an option of any suite (repeatable), e.g. inpainting.init=uniform, inpainting.steps=20, "
-                        "features.labels_per_class=10; an unknown key lists the suite's options")
+                        "features.labels_per_class=10, likelihood.n_temps=2000, likelihood.bidirectional=false; an unknown "
+                        "key lists the suite's options")
     e.add_argument("--no-inception", action="store_true",
                    help="skip Inception FID even when its weights are installed (it costs ~0.1 s per image on a CPU)")
     e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")

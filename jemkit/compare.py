@@ -17,6 +17,10 @@ test ECE ≤ the reference's final ECE and class agreement of class-conditional 
 reference runs are timed to their own final accuracy − 1 point. Runs given the same label are seeds of one
 recipe: targets come from the reference's medians, and each recipe's time is the median over its seeds.
 
+When a label repeats, ``by_recipe`` (``recipe_accuracy``) gives each recipe's final and best test accuracy
+as mean ± sample standard deviation over its seeds (e.g. the semi-supervised comparison of
+``benchmarks/semi_supervised.sh``), and every other recipe's difference of means from the reference's.
+
 Time is the ``seconds`` column each run logged (wall clock since its start), so runs compare fairly
 only when they ran under the same conditions (e.g. side by side, one thread each).
 """
@@ -127,6 +131,28 @@ def quality_comparison(runs: list[Columns], labels: list[str]) -> dict:
     return out
 
 
+def recipe_accuracy(summaries: list[dict], groups: list[str]) -> dict:
+    """Per recipe (``groups``: one label per run, repeated for seeds): n, and mean and sample std of the runs'
+    ``final_test_acc`` and ``best_test_acc`` (std 0 for one seed); per non-reference recipe also
+    ``best_minus_reference`` and ``final_minus_reference``, the differences of means from the first recipe's."""
+    out: dict[str, dict] = {}
+    for group in dict.fromkeys(groups):
+        entry: dict = {"n": groups.count(group)}
+        for key in ("final_test_acc", "best_test_acc"):
+            values = [s[key] for s, g in zip(summaries, groups) if g == group and s[key] is not None]
+            short = key.split("_")[0]
+            entry[f"{short}_mean"] = statistics.fmean(values) if values else None
+            entry[f"{short}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+        out[group] = entry
+    ref = out[groups[0]]
+    for group, entry in out.items():
+        if group != groups[0]:
+            for short in ("best", "final"):
+                a, b = entry[f"{short}_mean"], ref[f"{short}_mean"]
+                entry[f"{short}_minus_reference"] = a - b if a is not None and b is not None else None
+    return out
+
+
 def _unique(labels: list[str]) -> list[str]:
     """Labels made unique for the curves: a repeated label gets #2, #3, ..."""
     seen: dict[str, int] = {}
@@ -162,6 +188,8 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[s
         record["runs"][label] = entry
     if quality:
         record["quality"] = quality_comparison(runs, groups)
+    if len(set(groups)) < len(groups):
+        record["by_recipe"] = recipe_accuracy([record["runs"][label] for label in labels], groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(record, indent=1))
@@ -248,8 +276,21 @@ def format_comparison(record: dict) -> str:
         diffs = ", ".join(f"{k} {v['max_abs']:.4g}" for k, v in e["curve_diff"].items())
         if diffs:
             lines.append(f"  max |{label} - {ref}| over shared steps: {diffs}")
+    if "by_recipe" in record:
+        lines.append(format_recipes(record["by_recipe"]))
     if "quality" in record:
         lines.append(format_quality(record["quality"]))
+    return "\n".join(lines)
+
+
+def format_recipes(by_recipe: dict) -> str:
+    """One line per recipe: best and final test accuracy, mean ± std over its seeds, and the difference from the reference's."""
+    pm = lambda e, k: "—" if e[f"{k}_mean"] is None else f"{e[f'{k}_mean']:.4f} ± {e[f'{k}_std']:.4f}"
+    lines = [f"per recipe, mean ± std over seeds: {'recipe':<16} {'n':>2} {'best acc':>17} {'final acc':>17}"]
+    for label, e in by_recipe.items():
+        diff = e.get("best_minus_reference")
+        lines.append(f"{'':<34} {label:<16} {e['n']:>2} {pm(e, 'best'):>17} {pm(e, 'final'):>17}"
+                     + (f"  (best {diff * 100:+.1f} points)" if diff is not None else ""))
     return "\n".join(lines)
 
 

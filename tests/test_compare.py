@@ -118,3 +118,24 @@ def test_time_to_quality_never_reached_and_missing_columns(seeds, tmp_path, caps
     out = capsys.readouterr().out
     assert "time to quality: test accuracy >= 0.9000" in out and "ECE <= 0.0300" in out
     assert "jem" in out and "median 0.4 min, 1.18x base's" in out
+
+
+def test_repeated_labels_give_mean_and_std_per_recipe(tmp_path, capsys):
+    """Seeds of two recipes (e.g. the semi-supervised comparison): best and final test accuracy, mean ± sample
+    std over seeds, and the difference of means from the reference recipe."""
+    accs = {"base": [(0.60, 0.58), (0.62, 0.62), (0.64, 0.60)], "jem": [(0.70, 0.69), (0.72, 0.70)]}
+    dirs, labels = [], []
+    for label, seeds in accs.items():
+        for i, (best, final) in enumerate(seeds):
+            dirs.append(write_run(tmp_path / f"{label}{i}", [(100, 1, 0, 0, best, 10), (200, 1, 0, 0, final, 20)]))
+            labels.append(label)
+    record = compare_runs(dirs, tmp_path / "out", labels=labels)
+    base, jem = record["by_recipe"]["base"], record["by_recipe"]["jem"]
+    assert base["n"] == 3 and base["best_mean"] == pytest.approx(0.62) and base["best_std"] == pytest.approx(0.02)
+    assert base["final_mean"] == pytest.approx(0.60) and "best_minus_reference" not in base
+    assert jem["n"] == 2 and jem["best_mean"] == pytest.approx(0.71) and jem["best_std"] == pytest.approx(0.02 ** 0.5 / 10)
+    assert jem["best_minus_reference"] == pytest.approx(0.09) and jem["final_minus_reference"] == pytest.approx(0.095)
+    assert "by_recipe" not in compare_runs(dirs[:2], tmp_path / "o2", labels=["a", "b"])  # no seeds, no summary
+    assert main(["compare", *map(str, dirs), "--out", str(tmp_path / "c"), "--labels", ",".join(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "jem" in out and "0.7100 ± 0.0141" in out and "(best +9.0 points)" in out

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import jemkit
+from jemkit.evaluation.gaussian import Gaussian, quantization_variance, ridges
 from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, sigmoid_schedule, suite_likelihood
 from jemkit.model import Classifier
 
@@ -46,6 +47,46 @@ def test_ais_recovers_a_box_normalizer_and_tracks_a_constant_shift():
     # E + c  ⇒  log Z − c; and the check above is sharp enough to notice a shift of this size
     assert shifted.log_z == pytest.approx(res.log_z - c, abs=1e-6)
     assert abs(shifted.log_z - true) > 3 * shifted.stderr + 0.02
+
+
+def test_bidirectional_ais_sandwiches_log_z():
+    """Reverse AIS from the forward chains' end: with a good schedule both ends agree with the truth; with a
+    poor one the forward estimate falls below log Z and the reverse one lands above it (BDMC's sandwich)."""
+    d, mu, sigma = 8, 0.7, 0.1
+    true = 0.5 * d * math.log(2 * math.pi * sigma**2)
+    base = GaussianBase((d,), dtype=torch.float64)
+    run = lambda temps, seed: ais_log_z(gaussian_energy(mu, sigma), base, 64, temps, bidirectional=True,
+                                        generator=torch.Generator().manual_seed(seed))
+    good = run(300, 0)
+    assert abs(good.log_z - true) < 3 * good.stderr + 0.05 and abs(good.reverse.log_z - true) < 3 * good.reverse.stderr + 0.05
+    assert good.reverse.log_weights.shape == (64,) and 0.3 < good.reverse.acceptance < 0.9
+    for seed in range(3):
+        poor = run(3, seed)
+        assert poor.log_z < true - 5 < true + 1 < poor.reverse.log_z, (poor.log_z, true, poor.reverse.log_z)
+    assert ais_log_z(gaussian_energy(mu, sigma), base, 4, 3).reverse is None  # off by default
+
+
+def test_gaussian_density_and_ridge_choice():
+    torch.manual_seed(0)
+    cov = torch.tensor([[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 0.2]], dtype=torch.float64)
+    x = torch.distributions.MultivariateNormal(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64), cov).sample((4000,))
+    x = (x * 127.5).round() / 127.5  # quantized to steps of 1/127.5, as 8-bit images on [−1, 1] are
+    assert quantization_variance(x) == pytest.approx((1 / 127.5) ** 2 / 12)
+    fitted = Gaussian.fit(x.view(-1, 1, 1, 3))
+    assert torch.allclose(fitted.cov, torch.cov(x.T, correction=0), atol=1e-10)
+    exact = torch.distributions.MultivariateNormal(fitted.mean, fitted.cov + 0.01 * torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(fitted.log_prob(x[:5].view(-1, 1, 1, 3), 0.01), exact.log_prob(x[:5]), atol=1e-9)
+    grid = ridges(x)
+    assert grid[0] == quantization_variance(x) and len(grid) == 11 and grid[-1] == pytest.approx(grid[0] * 1e5)
+    assert Gaussian.select_ridge(x) <= 0.02  # well-conditioned data (eigenvalues > 0.15): a small ridge wins on held-out rows
+    # a pixel that is constant in the fitting rows but not in the held-out ones needs a large ridge
+    y = x.clone()
+    y[:3600, 2] = 0.0
+    assert Gaussian.select_ridge(y) >= 1e-2 and Gaussian.select_ridge(y) in grid
+    with pytest.raises(ValueError, match="both sides"):
+        Gaussian.select_ridge(x[:1])
+    with pytest.raises(ValueError, match="single pixel value"):
+        quantization_variance(torch.zeros(3, 4))
 
 
 def test_bases_are_normalized_in_their_charts():
@@ -93,6 +134,15 @@ def test_suite_likelihood_of_a_tilted_box_density(digits, tmp_path):
     assert abs(out["logp_test"] - logp.mean().item()) < tol
     assert out["logp_test_std"] == pytest.approx(logp.std().item(), rel=1e-4)
     assert abs(out["bpd"] + logp.mean().item() / (d * math.log(2))) < tol / (d * math.log(2))
+    # the reverse run agrees here (easy target): the sandwich is narrow and the gap is the two ends' distance
+    assert abs(out["log_z_reverse"] - true_log_z) < 3 * out["log_z_reverse_stderr"] + 0.05
+    assert out["bpd_gap"] == pytest.approx(out["bpd_reverse"] - out["bpd"])
+    assert out["log_z_gap"] == pytest.approx(out["bpd_gap"] * d * math.log(2))
+    assert abs(out["log_z_gap"]) < 3 * (out["log_z_stderr"] + out["log_z_reverse_stderr"]) + 0.1
+    # the yardstick: a Gaussian fitted to the digits, far better than this tilted box density
+    gauss = Gaussian.fit(digits.x_train).log_prob(digits.x_test, out["gaussian_ridge"])
+    assert out["bpd_gaussian"] == pytest.approx(-gauss.mean().item() / (d * math.log(2)))
+    assert out["bpd_gaussian"] < out["bpd"] and out["beats_gaussian"] is False
 
 
 def test_suite_likelihood_of_a_constant_energy_is_the_uniform_density(digits, tmp_path):
@@ -104,6 +154,20 @@ def test_suite_likelihood_of_a_constant_energy_is_the_uniform_density(digits, tm
     assert out["logp_test"] == pytest.approx(-64 * math.log(2), abs=1e-3)
     assert out["bpd"] == pytest.approx(1.0, abs=1e-5)
     assert out["bpd_8bit"] == pytest.approx(1.0 + math.log2(127.5), abs=1e-5)
+    assert out["log_z_reverse"] == pytest.approx(out["log_z"], abs=1e-3) and out["bpd_gap"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_likelihood_options(model, digits, tmp_path):
+    ctx = make_ctx(model, digits, tmp_path)
+    ctx.options["likelihood"] = {"n_temps": 4, "bidirectional": False}
+    out = suite_likelihood(ctx)["likelihood"]
+    assert (out["n_chains"], out["n_temps"], out["bidirectional"]) == (8, 4, False) and "log_z_reverse" not in out
+    ctx.options["likelihood"] = {"n_temp": 4}
+    with pytest.raises(ValueError, match="n_temps"):
+        suite_likelihood(ctx)
+    ctx.options["likelihood"] = {"n_chains": 0}
+    with pytest.raises(ValueError, match="n_chains must be an integer >= 1"):
+        suite_likelihood(ctx)
 
 
 def test_suite_likelihood_quick(model, digits, tmp_path):

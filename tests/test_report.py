@@ -331,10 +331,16 @@ def test_missing_data_beats_the_mean_fill_on_every_mask() -> None:
     assert _kept({"inpainting": result}, "missing data") == "no"
 
 
-def test_likelihood_is_shown_never_judged() -> None:
-    lik = {"likelihood": {"bpd": 3.2, "bpd_stderr": 0.01, "ess": 12.3, "n_chains": 100, "log_z": 5.0}}
-    row = _promise({**lik, "baseline": lik}, "likelihood")
+def test_likelihood_is_judged_against_the_gaussian_by_the_pessimistic_end() -> None:
+    old = {"likelihood": {"bpd": 3.2, "bpd_stderr": 0.01, "ess": 12.3, "n_chains": 100, "log_z": 5.0}}
+    row = _promise({**old, "baseline": old}, "likelihood")  # a run from before the sandwich: shown, not judged
     assert (row.model, row.baseline, row.kept) == ("3.2000 bits/dim ± 0.0100 · ESS 12 of 100 chains",) * 2 + ("—",)
+    new = {"likelihood": {"bpd": 0.9, "bpd_reverse": 1.1, "ess": 3.0, "n_chains": 100, "bpd_gaussian": 1.0,
+                          "beats_gaussian": False}}
+    row = _promise(new, "likelihood")
+    assert row.kept == "no" and row.model == "0.9000 – 1.1000 bits/dim (forward – reverse AIS) · ESS 3 of 100 chains · Gaussian 1.0000"
+    new["likelihood"]["beats_gaussian"] = True
+    assert _kept(new, "likelihood") == "yes"
 
 
 def _curves(eps, **curves):

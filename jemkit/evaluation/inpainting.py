@@ -30,6 +30,7 @@ from ..images import save_grid
 from ..sampling import sampler_config, sampler_from_record, uniform_init
 from ..utils import closest
 from .context import EvalContext
+from .gaussian import Gaussian
 
 Mask = Callable[..., Tensor]
 
@@ -53,19 +54,13 @@ MASKS: dict[str, Mask] = {"lower_half": lower_half_mask, "random_pixels": random
 INITS = ("gaussian", "mean", "uniform")  # where the chains over the missing pixels start
 
 
-class GaussianFill:
+class GaussianFill(Gaussian):
     """Inpainting under one Gaussian N(μ, Σ) of the training images: the missing pixels get their conditional
     mean μ_m + Σ_mo (Σ_oo + δI)⁻¹ (x_o − μ_o), clipped to [−1, 1] (δ: a small ridge for constant border pixels)."""
 
     def __init__(self, mean: Tensor, cov: Tensor, ridge: float = 1e-3):
-        self.mean, self.cov, self.ridge = mean.double(), cov.double(), ridge  # (D,), (D, D)
-
-    @classmethod
-    def fit(cls, x: Tensor, ridge: float = 1e-3) -> "GaussianFill":
-        """Mean and covariance of the images ``x`` (N, C, H, W), in float64."""
-        flat = x.reshape(len(x), -1).double()
-        mu = flat.mean(0)
-        return cls(mu, (flat - mu).T @ (flat - mu) / len(flat), ridge)
+        super().__init__(mean, cov)
+        self.ridge = ridge
 
     def __call__(self, x: Tensor, mask: Tensor) -> Tensor:
         """``x`` with its missing pixels (``mask`` False) replaced by their conditional mean; one solve per

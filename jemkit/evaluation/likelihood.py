@@ -36,8 +36,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..images import save_grid
-from ..utils import frozen
+from ..utils import closest, frozen
 from .context import EvalContext
+from .gaussian import Gaussian
 
 # ---------------------------------------------------------------------------------------------
 # Base distributions, each with an unconstrained chart u ↦ x(u)
@@ -118,6 +119,15 @@ class AISResult:
     ess: float  # effective sample size (Σw)² / Σw²
     acceptance: float  # mean MALA acceptance rate of the estimation run
     samples: Tensor  # x at β = 1 (data space): (n_chains, *shape)
+    reverse: "AISResult | None" = None  # the reverse run of ``bidirectional``: its log_z = −logmeanexp(log w_rev)
+
+
+def _summary(log_w: Tensor, sign: float) -> tuple[float, float, float]:
+    """log Z = sign · logmeanexp(log w), its delta-method standard error std(w) / (√n mean(w)), and the ESS."""
+    n = len(log_w)
+    w = (log_w - log_w.max()).exp()
+    log_z = sign * (torch.logsumexp(log_w, 0) - math.log(n)).item()
+    return log_z, (w.std() / (math.sqrt(n) * w.mean())).item(), (w.sum().pow(2) / w.pow(2).sum()).item()
 
 
 @dataclass
@@ -184,10 +194,12 @@ def sigmoid_schedule(n_temps: int, delta: float = 4.0) -> list[float]:
     return b.tolist()
 
 
-def _anneal(energy, base, n, betas, step_sizes, mala_steps, generator, adapt: float | None, progress: bool, desc: str):
-    """One AIS pass over ``n`` chains. With ``adapt`` (a target acceptance) the step size is tuned on
-    the fly and the schedule reached is returned; otherwise ``step_sizes[t]`` is used at β_t."""
-    s = _evaluate(energy, base, base.sample(n, generator=generator))
+def _anneal(energy, base, n, betas, step_sizes, mala_steps, generator, adapt: float | None, progress: bool, desc: str,
+            start: _State | None = None):
+    """One AIS pass over ``n`` chains along ``betas`` (increasing: forward; decreasing: reverse), from
+    ``start`` or from the base. With ``adapt`` (a target acceptance) the step size is tuned on the fly and
+    the schedule reached is returned; otherwise ``step_sizes[t]`` is used at β_t."""
+    s = start if start is not None else _evaluate(energy, base, base.sample(n, generator=generator))
     log_w = torch.zeros(n, dtype=torch.float64, device=s.u.device)
     h, used, accepted = step_sizes[0], [step_sizes[0]], []
     for t in tqdm(range(1, len(betas)), desc=desc, disable=not progress, leave=False):
@@ -215,6 +227,7 @@ def ais_log_z(
     tune: bool = True,
     n_pilot: int = 16,
     target_accept: float = 0.6,
+    bidirectional: bool = False,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> AISResult:
@@ -224,6 +237,13 @@ def ais_log_z(
     With ``tune`` a pilot AIS run of ``n_pilot`` chains adapts the step size (from ``step_size``)
     towards ``target_accept`` and the estimation run replays that per-temperature schedule;
     without it every move uses ``step_size``. ``energy`` is frozen (eval mode, no parameter grads).
+
+    ``bidirectional`` (BDMC, Grosse, Ghahramani & Adams 2015) adds a reverse run: from the forward chains'
+    final states, β goes back from 1 to 0 with the same kernels; its weights estimate Z0/Z1 = 1/Z without
+    bias *when it starts from exact samples of p1*, so −logmeanexp(log w_rev) is then a stochastic upper
+    bound on log Z, as the forward log Ẑ is a stochastic lower bound. The forward end states are only
+    approximate samples, so the sandwich is approximate too: a large gap says neither end is to be trusted
+    (the chains did not reach the model's modes); a small one is evidence, not proof, that both are close.
     """
     if n_chains < 2:
         raise ValueError(f"n_chains must be >= 2 for a standard error, got {n_chains}")
@@ -236,13 +256,16 @@ def ais_log_z(
             )
         log_w, s, _, acceptance = _anneal(energy, base, n_chains, betas, steps, mala_steps, generator, None, progress, "ais")
         samples = base.to_data(s.u)[0].detach()
-    if not torch.isfinite(log_w).all():
+        reverse = None
+        if bidirectional:
+            log_w_rev, _, _, acc_rev = _anneal(energy, base, n_chains, betas[::-1], steps[::-1], mala_steps, generator,
+                                               None, progress, "ais reverse", start=s)
+            log_z_rev, stderr_rev, ess_rev = _summary(log_w_rev, -1.0)
+            reverse = AISResult(log_z_rev, stderr_rev, log_w_rev.cpu(), ess_rev, acc_rev, samples)
+    if not torch.isfinite(log_w).all() or (reverse is not None and not torch.isfinite(reverse.log_weights).all()):
         raise FloatingPointError("AIS produced non-finite log weights: the energy is non-finite on the base's support")
-    log_z = (torch.logsumexp(log_w, 0) - math.log(n_chains)).item()
-    w = (log_w - log_w.max()).exp()
-    stderr = (w.std() / (math.sqrt(n_chains) * w.mean())).item()
-    ess = (w.sum().pow(2) / w.pow(2).sum()).item()
-    return AISResult(log_z, stderr, log_w.cpu(), ess, acceptance, samples)
+    log_z, stderr, ess = _summary(log_w, 1.0)
+    return AISResult(log_z, stderr, log_w.cpu(), ess, acceptance, samples, reverse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,9 +281,48 @@ def _energies(energy: Callable, x: Tensor, batch_size: int = 500) -> Tensor:
         return torch.cat([energy(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: int | None = None, mala_steps: int = 1) -> dict:
-    """log Z by AIS from the uniform box (default 100 chains × 500 temperatures; 8 × 20 when
-    ``ctx.quick``), then the test log-likelihood log p(x) = −E(x) − log Z.
+OPTIONS = ("n_chains", "n_temps", "mala_steps", "bidirectional")  # ctx.options["likelihood"]
+
+
+def resolve_options(ctx: EvalContext, **given) -> dict:
+    """``n_chains`` × ``n_temps`` (default 100 × 500; 8 × 20 when ``ctx.quick``), ``mala_steps`` (1) and
+    ``bidirectional`` (True), overridden by the keyword arguments, then by ``ctx.options["likelihood"]``."""
+    opts = {"n_chains": 8 if ctx.quick else 100, "n_temps": 20 if ctx.quick else 500, "mala_steps": 1, "bidirectional": True}
+    opts.update({k: v for k, v in given.items() if v is not None})
+    for key in ctx.options.get("likelihood") or {}:
+        if key not in OPTIONS:
+            raise ValueError(f"unknown likelihood option '{key}'{closest(key, OPTIONS)}; available: {', '.join(OPTIONS)}")
+    opts.update(ctx.options.get("likelihood") or {})
+    for key in ("n_chains", "n_temps", "mala_steps"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
+            raise ValueError(f"likelihood option {key} must be an integer >= 1, got {opts[key]!r}")
+    if not isinstance(opts["bidirectional"], bool):
+        raise ValueError(f"likelihood option bidirectional must be true or false, got {opts['bidirectional']!r}")
+    return opts
+
+
+def gaussian_yardstick(ctx: EvalContext) -> dict:
+    """Test bits/dim of one Gaussian N(μ, Σ + ridge·I) fitted to the training images, the ridge chosen on
+    held-out training images (``Gaussian.select_ridge``) from the variance of uniform dequantization noise
+    up (without that floor a pixel that is constant in the training set, such as a border, would get
+    unbounded density): the simplest density model, trained in seconds.
+    As a density on R^D it puts mass outside the box [−1, 1]^D, so on the box it is sub-normalized and its
+    bits/dim are an upper bound on those of the Gaussian truncated to the box. Fitted once per evaluation
+    (``ctx.shared``): model and baseline read the same yardstick."""
+    key = "likelihood_gaussian"
+    if key not in ctx.shared:
+        x_train, x_test = ctx.data.x_train, ctx.data.x_test
+        d = math.prod(x_test.shape[1:])
+        ridge = Gaussian.select_ridge(x_train)
+        logp = Gaussian.fit(x_train).log_prob(x_test, ridge)
+        ctx.shared[key] = {"bpd": -logp.mean().item() / (d * math.log(2)), "ridge": ridge}
+    return ctx.shared[key]
+
+
+def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: int | None = None,
+                     mala_steps: int | None = None, bidirectional: bool | None = None) -> dict:
+    """log Z by AIS from the uniform box (options: ``resolve_options``), then the test log-likelihood
+    log p(x) = −E(x) − log Z, beside a Gaussian fitted to the training images (``gaussian_yardstick``).
 
     Units. ``logp_test`` (nats, mean over the test set) and ``bpd`` = −mean log p(x) / (D ln 2) are
     for the *continuous* density of x on [−1, 1]^D, the model's own data space (the uniform density
@@ -269,23 +331,35 @@ def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: 
     p(x) / 127.5^D). It is a change of units, not a discrete likelihood: the test pixels are not
     dequantized (and the digits have 17 levels, not 256), so it is not comparable to published
     numbers as a bound.
-    ``*_stderr`` propagate the AIS standard error of log Z (the test-set sampling error is separate:
-    ``logp_test_std`` is the spread over test images). Writes ``{prefix}likelihood_ais_samples.png``.
+    Precision. ``*_stderr`` propagate the AIS standard error of log Z (the test-set sampling error is
+    separate: ``logp_test_std`` is the spread over test images). With ``bidirectional`` the reverse run
+    gives ``log_z_reverse`` (an upper estimate; see ``ais_log_z``) and ``bpd_reverse``: the test bits/dim
+    lie in [``bpd``, ``bpd_reverse``] as far as the sandwich holds, and ``bpd_gap`` is its width, the
+    precision the estimate states. ``bpd_gaussian`` is the yardstick; ``beats_gaussian`` compares it
+    with the pessimistic end (``bpd_reverse``, else ``bpd``). Writes ``{prefix}likelihood_ais_samples.png``.
     """
-    n_chains = n_chains or (8 if ctx.quick else 100)
-    n_temps = n_temps or (20 if ctx.quick else 500)
+    opts = resolve_options(ctx, n_chains=n_chains, n_temps=n_temps, mala_steps=mala_steps, bidirectional=bidirectional)
     x_test = ctx.data.x_test
     d = math.prod(ctx.model.input_shape)
     base = UniformBox(ctx.model.input_shape, device=x_test.device, dtype=x_test.dtype)
-    ais = ais_log_z(
-        ctx.energy, base, n_chains, n_temps, mala_steps=mala_steps, generator=ctx.generator(30), progress=ctx.progress
-    )
-    logp = -_energies(ctx.energy, x_test).double() - ais.log_z  # (N,) nats
-    bpd = -logp.mean().item() / (d * math.log(2))
+    ais = ais_log_z(ctx.energy, base, opts["n_chains"], opts["n_temps"], mala_steps=opts["mala_steps"],
+                    bidirectional=opts["bidirectional"], generator=ctx.generator(30), progress=ctx.progress)
+    neg_energy = -_energies(ctx.energy, x_test).double()
+    logp = neg_energy - ais.log_z  # (N,) nats
+    per_dim = d * math.log(2)
+    bpd = -logp.mean().item() / per_dim
     save_grid(ais.samples[:64], ctx.out_dir / f"{ctx.prefix}likelihood_ais_samples.png")
-    return {"likelihood": {
-        "n_chains": n_chains, "n_temps": n_temps, "mala_steps": mala_steps,
-        "log_z": ais.log_z, "log_z_stderr": ais.stderr, "ess": ais.ess, "acceptance": ais.acceptance,
-        "logp_test": logp.mean().item(), "logp_test_stderr": ais.stderr, "logp_test_std": logp.std().item(),
-        "bpd": bpd, "bpd_8bit": bpd + math.log2(PIXEL_SCALE_8BIT), "bpd_stderr": ais.stderr / (d * math.log(2)),
-    }}
+    out = {**opts,
+           "log_z": ais.log_z, "log_z_stderr": ais.stderr, "ess": ais.ess, "acceptance": ais.acceptance,
+           "logp_test": logp.mean().item(), "logp_test_stderr": ais.stderr, "logp_test_std": logp.std().item(),
+           "bpd": bpd, "bpd_8bit": bpd + math.log2(PIXEL_SCALE_8BIT), "bpd_stderr": ais.stderr / per_dim}
+    pessimistic = bpd
+    if ais.reverse is not None:
+        r = ais.reverse
+        pessimistic = -(neg_energy.mean().item() - r.log_z) / per_dim
+        out.update({"log_z_reverse": r.log_z, "log_z_reverse_stderr": r.stderr, "ess_reverse": r.ess,
+                    "acceptance_reverse": r.acceptance, "bpd_reverse": pessimistic,
+                    "bpd_gap": pessimistic - bpd, "log_z_gap": r.log_z - ais.log_z})
+    gauss = gaussian_yardstick(ctx)
+    out.update({"bpd_gaussian": gauss["bpd"], "gaussian_ridge": gauss["ridge"], "beats_gaussian": pessimistic < gauss["bpd"]})
+    return {"likelihood": out}

@@ -29,7 +29,7 @@ from .ood import suite_ood
 from .robustness import suite_robustness
 from .samples import suite_samples
 
-TAKE_OPTIONS = ("robustness", "inpainting", "features")  # suites reading ctx.options[name]
+TAKE_OPTIONS = ("robustness", "inpainting", "features", "likelihood")  # suites reading ctx.options[name]
 SUITES = {"accuracy": suite_accuracy, "calibration": suite_calibration, "ood": suite_ood, "samples": suite_samples,
           "inpainting": suite_inpainting, "distal": suite_distal, "likelihood": suite_likelihood,
           "robustness": suite_robustness, "features": suite_features}
