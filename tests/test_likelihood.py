@@ -143,6 +143,9 @@ def test_suite_likelihood_of_a_tilted_box_density(digits, tmp_path):
     gauss = Gaussian.fit(digits.x_train).log_prob(digits.x_test, out["gaussian_ridge"])
     assert out["bpd_gaussian"] == pytest.approx(-gauss.mean().item() / (d * math.log(2)))
     assert out["bpd_gaussian"] < out["bpd"] and out["beats_gaussian"] is False
+    # and its log density as an OOD score, on the ood suite's sets: noise is far less likely than digits
+    assert set(out["gaussian_ood_auroc"]) == {"uniform", "gaussian", "constant", "flip", "interp"}  # no digits set for the digits
+    assert out["gaussian_ood_auroc"]["uniform"] > 0.99 and out["gaussian_ood_auroc"]["gaussian"] > 0.99
 
 
 def test_suite_likelihood_of_a_constant_energy_is_the_uniform_density(digits, tmp_path):

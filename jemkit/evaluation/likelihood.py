@@ -37,8 +37,10 @@ from tqdm.auto import tqdm
 
 from ..images import save_grid
 from ..utils import closest, frozen
+from ..data import ood_sets
 from .context import EvalContext
 from .gaussian import Gaussian
+from .ood import auroc
 
 # ---------------------------------------------------------------------------------------------
 # Base distributions, each with an unconstrained chart u ↦ x(u)
@@ -307,15 +309,21 @@ def gaussian_yardstick(ctx: EvalContext) -> dict:
     up (without that floor a pixel that is constant in the training set, such as a border, would get
     unbounded density): the simplest density model, trained in seconds.
     As a density on R^D it puts mass outside the box [−1, 1]^D, so on the box it is sub-normalized and its
-    bits/dim are an upper bound on those of the Gaussian truncated to the box. Fitted once per evaluation
-    (``ctx.shared``): model and baseline read the same yardstick."""
+    bits/dim are an upper bound on those of the Gaussian truncated to the box. Also the AUROC of its log
+    density as an OOD score on the ood suite's sets (the same images: ``ood_sets`` with ``ctx.seed``), the
+    yardstick of the OOD-by-log-p(x) promise. Fitted once per evaluation (``ctx.shared``): model and
+    baseline read the same yardstick."""
     key = "likelihood_gaussian"
     if key not in ctx.shared:
         x_train, x_test = ctx.data.x_train, ctx.data.x_test
         d = math.prod(x_test.shape[1:])
         ridge = Gaussian.select_ridge(x_train)
-        logp = Gaussian.fit(x_train).log_prob(x_test, ridge)
-        ctx.shared[key] = {"bpd": -logp.mean().item() / (d * math.log(2)), "ridge": ridge}
+        gaussian = Gaussian.fit(x_train)
+        logp = gaussian.log_prob(x_test, ridge)
+        n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
+        sets = ood_sets(ctx.data, n, generator=torch.Generator().manual_seed(ctx.seed), extra=ctx.ood_extra)
+        ood = {name: auroc(logp[:n].float(), gaussian.log_prob(x, ridge).float()) for name, x in sets.items()}
+        ctx.shared[key] = {"bpd": -logp.mean().item() / (d * math.log(2)), "ridge": ridge, "ood_auroc": ood}
     return ctx.shared[key]
 
 
@@ -336,7 +344,8 @@ def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: 
     gives ``log_z_reverse`` (an upper estimate; see ``ais_log_z``) and ``bpd_reverse``: the test bits/dim
     lie in [``bpd``, ``bpd_reverse``] as far as the sandwich holds, and ``bpd_gap`` is its width, the
     precision the estimate states. ``bpd_gaussian`` is the yardstick; ``beats_gaussian`` compares it
-    with the pessimistic end (``bpd_reverse``, else ``bpd``). Writes ``{prefix}likelihood_ais_samples.png``.
+    with the pessimistic end (``bpd_reverse``, else ``bpd``); ``gaussian_ood_auroc`` is its log density's
+    AUROC per OOD set (compare with the ood suite's ``ood.SET.logp``). Writes ``{prefix}likelihood_ais_samples.png``.
     """
     opts = resolve_options(ctx, n_chains=n_chains, n_temps=n_temps, mala_steps=mala_steps, bidirectional=bidirectional)
     x_test = ctx.data.x_test
@@ -361,5 +370,6 @@ def suite_likelihood(ctx: EvalContext, *, n_chains: int | None = None, n_temps: 
                     "acceptance_reverse": r.acceptance, "bpd_reverse": pessimistic,
                     "bpd_gap": pessimistic - bpd, "log_z_gap": r.log_z - ais.log_z})
     gauss = gaussian_yardstick(ctx)
-    out.update({"bpd_gaussian": gauss["bpd"], "gaussian_ridge": gauss["ridge"], "beats_gaussian": pessimistic < gauss["bpd"]})
+    out.update({"bpd_gaussian": gauss["bpd"], "gaussian_ridge": gauss["ridge"], "beats_gaussian": pessimistic < gauss["bpd"],
+                "gaussian_ood_auroc": gauss["ood_auroc"]})
     return {"likelihood": out}
