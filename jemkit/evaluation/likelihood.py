@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..data import ood_sets
 from ..images import save_grid
 from ..utils import closest, frozen
-from ..data import ood_sets
 from .context import EvalContext
 from .gaussian import Gaussian
 from .ood import auroc
