@@ -279,7 +279,8 @@ def _compare_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("runs", nargs="+", help="run directories; the first is the reference")
     c.add_argument("--out", required=True, help="output directory for compare.png and compare.json")
     c.add_argument("--labels", type=_names, help="comma-separated names for the runs (default: directory names); "
-                   "with --quality, runs of one name are seeds of one recipe")
+                   "runs of one name are seeds of one recipe: mean ± std of best and final test accuracy per "
+                   "recipe (and, with --quality, median times)")
     c.add_argument("--quality", action="store_true",
                    help="time to quality: first evaluation with test accuracy >= the first run's final - 1 point, ECE <= its "
                         "final ECE and class agreement >= 90%% (runs trained with train.eval_samples > 0); medians over seeds")
