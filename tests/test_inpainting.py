@@ -162,12 +162,18 @@ def test_bad_options(model, data, tmp_path):
 
 
 def test_the_gaussian_fill_is_fitted_once_per_evaluation(model, data, tmp_path, monkeypatch):
-    """Model and baseline of one evaluation share the fitted Gaussian (a D × D covariance of the training set)."""
+    """Model and baseline of one evaluation share the fitted Gaussian (a D × D covariance of the training set),
+    and so does the likelihood suite's yardstick (which fits only its ridge-choosing split on top)."""
     from jemkit.evaluation.context import EvalContext
+    from jemkit.evaluation.gaussian import Gaussian
+    from jemkit.evaluation.likelihood import suite_likelihood
 
-    fits, fit = [], GaussianFill.fit.__func__
-    monkeypatch.setattr(GaussianFill, "fit", classmethod(lambda cls, x, **kw: fits.append(len(x)) or fit(cls, x, **kw)))
+    fits, fit = [], Gaussian.fit.__func__
+    monkeypatch.setattr(Gaussian, "fit", classmethod(lambda cls, x, **kw: fits.append(len(x)) or fit(cls, x, **kw)))
     shared = {}
     for label in ("model", "baseline"):
         suite_inpainting(EvalContext(model, data, tmp_path, label, quick=True, progress=False, shared=shared))
     assert fits == [len(data.x_train)]
+    for label in ("model", "baseline"):
+        suite_likelihood(EvalContext(model, data, tmp_path, label, quick=True, progress=False, shared=shared))
+    assert fits == [len(data.x_train), int(len(data.x_train) * 0.9)]

@@ -30,7 +30,7 @@ from ..images import save_grid
 from ..sampling import sampler_config, sampler_from_record, uniform_init
 from ..utils import closest
 from .context import EvalContext
-from .gaussian import Gaussian
+from .gaussian import Gaussian, training_gaussian
 
 Mask = Callable[..., Tensor]
 
@@ -202,10 +202,8 @@ def suite_inpainting(
     o = resolve_options(ctx, n_images=n_images, steps=steps, n_samples=n_samples, batch_size=batch_size)
     x = ctx.data.x_test[: o["n_images"]]
     mean_fill = ctx.data.x_train.mean(0, keepdim=True).expand_as(x)
-    key = ("gaussian_fill", ctx.data.name, tuple(ctx.data.shape))  # fitted once per evaluation, model and baseline
-    if key not in ctx.shared:
-        ctx.shared[key] = GaussianFill.fit(ctx.data.x_train)
-    gaussian = ctx.shared[key]
+    fitted = training_gaussian(ctx)  # fitted once per evaluation, model and baseline
+    gaussian = GaussianFill(fitted.mean, fitted.cov)
     sampler = sampler_from_record(ctx.model.record, steps=o["steps"])  # the training sampler, ``steps`` long
     result: dict = {"steps": o["steps"], "n_images": len(x), "n_samples": o["n_samples"], "init": o["init"]}
     rows: list[Tensor] = []

@@ -39,7 +39,7 @@ from ..data import ood_sets
 from ..images import save_grid
 from ..utils import closest, frozen
 from .context import EvalContext
-from .gaussian import Gaussian
+from .gaussian import Gaussian, training_gaussian
 from .ood import auroc
 
 # ---------------------------------------------------------------------------------------------
@@ -311,14 +311,14 @@ def gaussian_yardstick(ctx: EvalContext) -> dict:
     As a density on R^D it puts mass outside the box [−1, 1]^D, so on the box it is sub-normalized and its
     bits/dim are an upper bound on those of the Gaussian truncated to the box. Also the AUROC of its log
     density as an OOD score on the ood suite's sets (the same images: ``ood_sets`` with ``ctx.seed``), the
-    yardstick of the OOD-by-log-p(x) promise. Fitted once per evaluation (``ctx.shared``): model and
-    baseline read the same yardstick."""
+    yardstick of the OOD-by-log-p(x) promise. Fitted once per evaluation (``ctx.shared``; the fit itself is
+    ``training_gaussian``'s, shared with the inpainting suite): model and baseline read the same yardstick."""
     key = "likelihood_gaussian"
     if key not in ctx.shared:
         x_train, x_test = ctx.data.x_train, ctx.data.x_test
         d = math.prod(x_test.shape[1:])
         ridge = Gaussian.select_ridge(x_train)
-        gaussian = Gaussian.fit(x_train)
+        gaussian = training_gaussian(ctx)
         logp = gaussian.log_prob(x_test, ridge)
         n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
         sets = ood_sets(ctx.data, n, generator=torch.Generator().manual_seed(ctx.seed), extra=ctx.ood_extra)
