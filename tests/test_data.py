@@ -8,6 +8,7 @@ import torch
 
 from jemkit.data import BatchStream, DatasetNotFound, load_dataset, ood_sets
 from jemkit.data import fashion_mnist
+from jemkit.data.glyphs import _render, glyph_images
 
 
 def write_idx(path, array: np.ndarray, compress: bool):
@@ -94,3 +95,26 @@ def test_ood_sets_digits_and_28x28(tmp_path, monkeypatch):
     fm = load_dataset("fashion-mnist", root=str(tmp_path / "fm"), download=False)
     sets = ood_sets(fm, 10, generator=torch.Generator().manual_seed(0))
     assert "digits" in sets and sets["digits"].shape == (10, 1, 28, 28)
+    assert sets["glyphs"].shape == (10, 1, 28, 28)
+    assert torch.equal(ood_sets(fm, 10, generator=torch.Generator().manual_seed(0))["glyphs"], sets["glyphs"])
+
+
+def test_glyphs_are_mnist_like_strokes_on_black(monkeypatch):
+    g = glyph_images(40, torch.Generator().manual_seed(1))
+    assert g.shape == (40, 1, 28, 28) and g.dtype == torch.float32 and g.min() >= -1 and g.max() <= 1
+    assert torch.equal(g, glyph_images(40, torch.Generator().manual_seed(1)))  # reproducible from the generator
+    assert not torch.equal(g, glyph_images(40, torch.Generator().manual_seed(2)))
+    ink = (g > 0).flatten(1).float().mean(1)
+    assert (ink > 0.02).all() and (ink < 0.6).all()  # every image has strokes, and mostly background
+    border = torch.cat([g[..., :2, :].flatten(1), g[..., -2:, :].flatten(1), g[..., :, :2].flatten(1), g[..., :, -2:].flatten(1)], 1)
+    assert (border == -1).float().mean() > 0.9  # fitted in MNIST's 20 x 20 box: the 28 x 28 frame's border stays black
+    rows, cols = torch.arange(28.0).view(28, 1), torch.arange(28.0).view(1, 28)
+    w = (g[:, 0] + 1) / 2
+    cy = (w * rows).sum((1, 2)) / w.sum((1, 2))
+    cx = (w * cols).sum((1, 2)) / w.sum((1, 2))
+    assert ((cy - 13.5).abs() < 1.5).all() and ((cx - 13.5).abs() < 1.5).all()  # centred by centre of mass
+
+    seen = []
+    monkeypatch.setattr("jemkit.data.glyphs._render", lambda char, **kw: seen.append(char) or _render(char, **kw))
+    glyph_images(30, torch.Generator().manual_seed(0), characters="xyz")
+    assert set(seen) <= set("xyz") and len(seen) == 30

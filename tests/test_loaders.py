@@ -229,4 +229,4 @@ def test_cifar10_ood_sets_from_the_same_root(fake_root, monkeypatch, caplog):
 
 def test_28x28_ood_sets_unchanged(fake_root, monkeypatch):
     d = load_dataset("mnist", root=str(fake_dataset("mnist", fake_root, monkeypatch)), download=False)
-    assert set(ood_sets(d, 10)) == {"uniform", "gaussian", "constant", "flip", "interp", "digits"}
+    assert set(ood_sets(d, 10)) == {"uniform", "gaussian", "constant", "flip", "interp", "digits", "glyphs"}

@@ -2,7 +2,10 @@
 
 For an (N, C, H, W) test set: uniform noise, Gaussian noise (clipped), constant images,
 vertically flipped test images, and "Interp" (JEM: the mean of two random test images).
-For 28×28 grayscale data add scikit-learn's digits, upsampled to 28×28 ("digits").
+For 28×28 grayscale data add scikit-learn's digits, upsampled to 28×28 ("digits"), and printed
+characters rendered MNIST-style ("glyphs", ``glyphs.glyph_images``: thin strokes on black, the kind of
+near-OOD image — MNIST, KMNIST, notMNIST — that likelihood models rank above their own data; letters only
+for an MNIST model).
 For 32×32 RGB data add the real sets JEM evaluates CIFAR-10 against — SVHN test ("svhn"),
 CIFAR-100 test ("cifar100"), CelebA test resized to 32×32 ("celeba") — and CIFAR-10 test
 ("cifar10"), each except the in-distribution set itself, whenever its files are found where the
@@ -13,6 +16,7 @@ A user's own sets (``extra``, from ``user.load_ood_set``) are added beside these
 from __future__ import annotations
 
 import logging
+import string
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +25,7 @@ from torch import Tensor
 from .base import ImageData, uint8_to_unit
 from .celeba import CELEBA_SOURCE, celeba_images, celeba_split_size
 from .cifar import CIFAR10_SOURCE, CIFAR100_SOURCE, cifar_images
+from .glyphs import CHARACTERS, glyph_images
 from .locate import Source, find
 from .svhn import SVHN_SOURCE, svhn_images
 
@@ -60,7 +65,7 @@ def real_ood_sets(data: ImageData, n: int, generator: torch.Generator | None = N
     return sets
 
 
-BUILT_IN = ("uniform", "gaussian", "constant", "flip", "interp", "digits", *REAL_SETS, "mean")  # names a user set may not take ("mean": ood_best.mean)
+BUILT_IN = ("uniform", "gaussian", "constant", "flip", "interp", "digits", "glyphs", *REAL_SETS, "mean")  # names a user set may not take ("mean": ood_best.mean)
 
 
 def user_sets(extra: dict[str, Tensor], shape: tuple[int, ...], n: int, device) -> dict[str, Tensor]:
@@ -105,6 +110,8 @@ def ood_sets(data: ImageData, n: int | None = None, generator: torch.Generator |
         d, _ = digits_images()
         d = d[torch.randperm(len(d), generator=generator)[:n]]
         sets["digits"] = F.interpolate(F.pad(d, (1, 1, 1, 1), value=-1.0), size=(28, 28), mode="bilinear", align_corners=False).to(dev)
+        characters = string.ascii_letters if data.name == "mnist" else CHARACTERS  # an MNIST model's digits are not OOD
+        sets["glyphs"] = glyph_images(n, generator, characters).to(dev)
     if x.shape[1:] == (3, 32, 32):
         sets.update({k: v.to(dev) for k, v in real_ood_sets(data, n, generator).items()})
     return {**sets, **user}
