@@ -6,7 +6,8 @@ test measures memorization). On a machine with no dataset downloads, the two pho
 scikit-learn (``load_sample_images``: a Chinese temple and a flower, 427×640 RGB) are such a source:
 this script cuts N random square crops from them (side 8–256 px, random place, random flips and 90°
 turns), converts to grayscale when C = 1 (ITU-R BT.601 luma) and resizes them, antialiased, to H×W.
-The result is an ``.npz`` with one uint8 array ``x`` (N, H, W) or (N, H, W, C), the format of
+(The same crops as ``data.outliers=generated:patches``, which makes them at training time:
+``jemkit/data/outliers.py``.) The result is an ``.npz`` with one uint8 array ``x`` (N, H, W) or (N, H, W, C), the format of
 ``data.outliers=npz:FILE`` and ``--ood NAME=npz:FILE``.
 
     python examples/natural_patches.py --out outliers.npz --n 20000 --shape 1x28x28
@@ -16,35 +17,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
-from sklearn.datasets import load_sample_images
-from torchvision.transforms.v2 import functional as TF
 
-LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-
-
-def natural_patches(n: int, shape: tuple[int, int, int], seed: int = 0,
-                    min_side: int = 8, max_side: int = 256) -> torch.Tensor:
-    """``n`` random crops of scikit-learn's sample photos as uint8 (n, C, H, W), C ∈ {1, 3}."""
-    c, h, w = shape
-    if c not in (1, 3):
-        raise ValueError(f"patches have 1 (grayscale) or 3 (RGB) channels, got {c}")
-    photos = [torch.from_numpy(np.array(im)).permute(2, 0, 1).float() for im in load_sample_images().images]
-    if c == 1:
-        photos = [(p * LUMA).sum(0, keepdim=True) for p in photos]
-    g = torch.Generator().manual_seed(seed)
-    out = torch.empty(n, c, h, w, dtype=torch.uint8)
-    for i in range(n):
-        photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
-        side = int(torch.randint(min_side, min(max_side, *photo.shape[1:]) + 1, (1,), generator=g))
-        top = int(torch.randint(photo.shape[1] - side + 1, (1,), generator=g))
-        left = int(torch.randint(photo.shape[2] - side + 1, (1,), generator=g))
-        patch = TF.resize(photo[:, top:top + side, left:left + side], [h, w], antialias=True)
-        if torch.rand(1, generator=g) < 0.5:
-            patch = patch.flip(2)
-        patch = torch.rot90(patch, int(torch.randint(4, (1,), generator=g)), dims=(1, 2))
-        out[i] = patch.round().clamp(0, 255).to(torch.uint8)
-    return out
+from jemkit.data.outliers import natural_patches
 
 
 def main(argv: list[str] | None = None) -> None:

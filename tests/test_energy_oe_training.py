@@ -13,6 +13,7 @@ from jemkit.checkpoint import resolve_checkpoint
 from jemkit.cli import main
 from jemkit.config import EnergyOEConfig, TrainConfig, load_preset
 from jemkit.data import load_dataset, load_ood_set
+from jemkit.data.outliers import generated_outliers, natural_patches, procedural_shapes
 from jemkit.energy import ClassifierEnergy
 from jemkit.objectives import LossOutput, margins_from_energies
 from jemkit.sampling import ReplayBuffer
@@ -147,6 +148,20 @@ def test_the_hybrid_takes_the_chains_samples_as_outliers():
     assert out.stats["sgld_grad_norm"].item() == pytest.approx(4.0)  # ‖1‖ over 16 pixels
 
 
+def test_oe_chains_takes_the_outliers_and_the_samples():
+    torch.manual_seed(0)
+    energy = ClassifierEnergy(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)))
+    x, y = torch.randn(8, 1, 4, 4), torch.randint(3, (8,))
+    buffer = ReplayBuffer(20, (1, 4, 4), generator=torch.Generator().manual_seed(1))
+    one = torch.randn(1, 1, 4, 4)
+    sampler = lambda energy, x0, y=None, generator=None, callback=None: torch.full_like(x0, 0.5)
+    out = energy_oe_step(energy, x, y, oe=EnergyOEConfig(chains=True), outliers=one.expand(5, -1, -1, -1),
+                         sampler=sampler, buffer=buffer, train=TrainConfig(), generator=torch.Generator().manual_seed(0))
+    both = (energy(one) + energy(torch.full((1, 1, 4, 4), 0.5))).detach()[0] / 2  # 8 outliers and 8 samples
+    torch.testing.assert_close(out.stats["e_out"], both)
+    assert (buffer.x == 0.5).all(dim=(1, 2, 3)).sum() >= 1
+
+
 def test_hybrid_without_outliers_trains_and_logs_e_out(tmp_path):
     run = tmp_path / "run"
     cfg = load_preset("digits-jem", [*TINY, "train.objective=energy_oe", "train.steps=2", "train.log_every=1", "sampler.steps=2",
@@ -157,6 +172,43 @@ def test_hybrid_without_outliers_trains_and_logs_e_out(tmp_path):
     assert all(r["e_out"] and r["hinge_out"] and r["sgld_grad_norm"] and r["buffer_std"] for r in logged)
     record = resolve_checkpoint(run)
     assert record.with_name(record.name.replace(".json", ".buffer.safetensors")).is_file()
+
+
+def write_bright(path, n=200, size=8, seed=0):
+    """An outlier set of bright, nearly flat images (uint8 200..255): nothing JEM's chains from noise visit."""
+    np.savez(path, x=np.random.default_rng(seed).integers(200, 256, (n, size, size), dtype=np.uint8))
+    return f"npz:{path}"
+
+
+def test_jem_with_outliers_adds_the_outlier_term(tmp_path):
+    spec = write_bright(tmp_path / "bright.npz")
+    base = ["train.steps=40", "train.checkpoint_every=0", *TINY]
+    train(load_preset("digits-jem", [*base, f"data.outliers={spec}", "oe.margins=auto"]), tmp_path / "jem_oe", progress=False)
+    train(load_preset("digits-jem", base), tmp_path / "jem", progress=False)
+    assert "oe.margins=auto: m_in=" in (tmp_path / "jem_oe" / "events.log").read_text()
+    last = rows(tmp_path / "jem_oe")[-1]
+    assert all(last[k] for k in ("e_data", "e_sample", "e_in", "e_out", "hinge_in", "hinge_out")), last  # both terms
+    assert not rows(tmp_path / "jem")[-1].get("e_out")
+    x_in = load_dataset("digits").x_test
+    x_out = 0.8 + 0.2 * torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(5))  # fresh bright images
+    with_oe, without = (energy_gap(jemkit.load(tmp_path / r), x_in, x_out) for r in ("jem_oe", "jem"))
+    assert with_oe > without + 1.0, (with_oe, without)
+
+
+def test_generated_outliers():
+    x = generated_outliers("patches+shapes", (1, 8, 8), n=41, seed=3)
+    assert x.shape == (41, 1, 8, 8) and x.dtype == torch.uint8
+    assert torch.equal(x, generated_outliers("patches+shapes", (1, 8, 8), n=41, seed=3))  # reproducible
+    patches, shapes = natural_patches(21, (1, 8, 8), seed=3), procedural_shapes(20, (1, 8, 8), seed=4)
+    assert sorted(map(bytes, x.numpy())) == sorted(map(bytes, torch.cat([patches, shapes]).numpy()))  # 21 + 20, shuffled
+    rgb = generated_outliers("shapes", (3, 12, 12), n=6)
+    assert rgb.shape == (6, 3, 12, 12) and torch.equal(rgb[:, 0], rgb[:, 2])  # gray shapes in every channel
+    strokes = procedural_shapes(40, (1, 28, 28))[::2].float()  # even indices: strokes on a dark background
+    assert (strokes.flatten(1).median(1).values < 60).all() and (strokes.flatten(1).amax(1) > 100).all()
+    with pytest.raises(ValueError, match="square images"):
+        generated_outliers("shapes", (1, 8, 12))
+    with pytest.raises(ValueError, match="repeat"):
+        generated_outliers("shapes+shapes", (1, 8, 8))
 
 
 def test_outliers_of_the_original_shape_are_padded_like_the_data(tmp_path):
@@ -171,8 +223,9 @@ def test_outliers_of_the_original_shape_are_padded_like_the_data(tmp_path):
     (["train.chain_init=data"], "energy_oe without data.outliers takes the replay buffer's SGLD samples"),
     (["oe.m_in=-1", "oe.m_out=-4"], "oe.m_in must be below oe.m_out"),
     (["data.outliers=BIG"], "has images 1x16x16, the model takes 1x8x8"),
-    (["data.outliers=folder:x"], "data.outliers must be npz:FILE or imagefolder:DIR"),
-    (["train.objective=jem", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe only"),
+    (["data.outliers=folder:x"], "data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS"),
+    (["data.outliers=generated:leaves"], "unknown generated outlier kind 'leaves'"),
+    (["train.objective=ce", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe or jem only"),
     (["data.labels_per_class=5"], "energy_oe trains on labelled images only"),
     (["oe.margins=auto"], "oe.margins=auto measures the model's energies on data.outliers"),
     (["oe.margins=auto", "data.outliers=BIG", "oe.margin_gap=0"], "oe.margin_gap must be > 0"),

@@ -122,15 +122,18 @@ def _validate_score(cfg: Config) -> None:
 
 
 def _validate_energy_oe(cfg: Config) -> None:
-    """energy_oe takes outliers from data.outliers or, with none, from the replay buffer's chains; m_in < m_out."""
+    """energy_oe takes outliers from data.outliers or, with none, from the replay buffer's chains; jem takes
+    data.outliers for its outlier term; m_in < m_out."""
     oe, d, used = cfg.oe, cfg.data, cfg.train.objective == "energy_oe"
+    hinged = used or (cfg.train.objective == "jem" and bool(d.outliers))  # the runs the oe.* settings apply to
     for bad, message in [
-        (d.outliers and not (d.outliers.startswith(USER_DATA_PREFIXES) and d.outliers.partition(":")[2]),
-         f"data.outliers must be npz:FILE or imagefolder:DIR, got '{d.outliers}'"),
-        (d.outliers and not used, f"data.outliers is read by train.objective=energy_oe only, got '{cfg.train.objective}'"),
-        (oe.margins == "auto" and not (used and d.outliers), "oe.margins=auto measures the model's energies on "
-         "data.outliers: set train.objective=energy_oe and data.outliers=npz:FILE|imagefolder:DIR"),
-        (used and oe.margins == "fixed" and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
+        (d.outliers and not (d.outliers.startswith((*USER_DATA_PREFIXES, "generated:")) and d.outliers.partition(":")[2]),
+         f"data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS (patches, shapes, patches+shapes), got '{d.outliers}'"),
+        (d.outliers and cfg.train.objective not in ("energy_oe", "jem"),
+         f"data.outliers is read by train.objective=energy_oe or jem only, got '{cfg.train.objective}'"),
+        (oe.margins == "auto" and not (hinged and d.outliers), "oe.margins=auto measures the model's energies on "
+         "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR (with train.objective=energy_oe or jem)"),
+        (hinged and oe.margins == "fixed" and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
         (used and not d.outliers and cfg.train.chain_init != "buffer", "train.objective=energy_oe without data.outliers takes "
          "the replay buffer's SGLD samples as outliers: set train.chain_init=buffer, or give data.outliers=npz:FILE|imagefolder:DIR"),
         (used and d.labels_per_class > 0, "data.labels_per_class: energy_oe trains on labelled images only"),

@@ -23,7 +23,7 @@ class DataConfig:
     labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
     shape: str = ""  # "CxHxW" (e.g. 3x32x32): pad images symmetrically with -1 to HxW and repeat gray to C channels ("" = as loaded)
-    outliers: str = ""  # train.objective=energy_oe: auxiliary outlier images, npz:FILE | imagefolder:DIR ("" = the replay buffer's SGLD samples stand in)
+    outliers: str = ""  # auxiliary outlier images for train.objective=energy_oe (or jem's outlier term): npz:FILE | imagefolder:DIR | generated:patches|shapes|patches+shapes (jemkit/data/outliers.py) ("" = energy_oe: the replay buffer's SGLD samples stand in; jem: no outlier term)
 
 
 @dataclass
@@ -146,6 +146,7 @@ class EnergyOEConfig:
     m_out: float = -7.0  # outliers' energies are pushed above this (the paper's CIFAR-10 value)
     margins: str = "fixed"  # fixed (m_in, m_out as set) | auto (from the model at step 0: m_in = median energy of training images, m_out = median energy of the outliers, moved apart to at least margin_gap; needs data.outliers)
     margin_gap: float = 2.0  # margins=auto: the least m_out − m_in
+    chains: bool = False  # energy_oe with data.outliers: also take the step's SGLD samples (sampler, buffer) as outliers, beside data.outliers
 
 
 @dataclass

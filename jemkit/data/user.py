@@ -12,9 +12,11 @@ from torch import Tensor
 from .base import ImageData, uint8_to_unit
 from .imagefolder import folder_ood_images, load_imagefolder
 from .npz import load_npz, npz_ood_images
+from .outliers import generated_outliers
 from .padding import pad_images
 
 USER_LOADERS = {"npz": load_npz, "imagefolder": load_imagefolder}  # spec prefix → loader(spec, path)
+GENERATED_PREFIX = "generated:"  # data.outliers=generated:patches+shapes (outliers.py)
 OOD_READERS = {"npz": npz_ood_images, "imagefolder": folder_ood_images}  # spec prefix → uint8 (N, C, H, W)
 
 
@@ -43,7 +45,11 @@ def parse_ood(text: str) -> tuple[str, str]:
 
 
 def load_ood_set(spec: str, like: ImageData, name: str | None = None) -> Tensor:
-    """The images of an OOD ``spec`` as float32 (N, C, H, W) in [−1, 1], checked to match ``like``'s shape."""
+    """The images of an OOD ``spec`` as float32 (N, C, H, W) in [−1, 1], checked to match ``like``'s shape.
+    ``generated:KINDS`` (``outliers.generated_outliers``, e.g. ``generated:patches+shapes``) makes them at
+    ``like``'s shape instead of reading them."""
+    if spec.startswith(GENERATED_PREFIX):
+        return uint8_to_unit(generated_outliers(spec[len(GENERATED_PREFIX):], like.shape))
     parts = split_spec(spec)
     if parts is None:
         raise ValueError(f"OOD set '{spec}' must be npz:FILE or imagefolder:DIR")

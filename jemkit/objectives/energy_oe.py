@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
-from .jem import _classification_stats
-from .output import LossOutput
+from .output import LossOutput, classification_stats
 
 
 def energy_hinges(e_in: Tensor, e_out: Tensor, m_in: float, m_out: float) -> tuple[Tensor, Tensor]:
@@ -48,6 +47,6 @@ def energy_oe(
     ce = F.cross_entropy(logits, y)
     e_in, e_out = energy.energy_from_logits(logits), energy(x_out)  # (B,), (B',)
     hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
-    stats = _classification_stats(logits, y, ce)
+    stats = classification_stats(logits, y, ce)
     stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(), hinge_out=hinge_out.detach())
     return LossOutput(ce + weight * (hinge_in + hinge_out), stats)

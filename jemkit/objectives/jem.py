@@ -5,6 +5,11 @@ JEM hybrid (Grathwohl et al. 2020, eq. 8 and the official code):
 The bracket is the maximum-likelihood gradient estimator: ∇θ −log p(x) = ∇θE(x) − E_{x'~p}[∇θE(x')],
 with x' from (short-run / persistent) SGLD. The optional L2 term is Du & Mordatch (2019)'s
 energy-magnitude regularizer.
+
+With auxiliary outliers x_out, JEM also takes the energy-bounded outlier-exposure term of Liu et al.
+(2020, §3.2; ``energy_oe.py``): + λ · (E[max(0, E(x) − m_in)²] + E[max(0, m_out − E(x_out))²]). The
+chains raise the energy where the model's own samples go; the outliers raise it where the chains never
+go — far from the data, e.g. on simple images that short-run chains started near the data never reach.
 """
 from __future__ import annotations
 
@@ -13,18 +18,15 @@ from torch import Tensor
 
 from ..energy import ClassifierEnergy
 from .contrastive import contrastive_term
-from .output import LossOutput
-
-
-def _classification_stats(logits: Tensor, y: Tensor, ce: Tensor) -> dict[str, Tensor]:
-    return {"ce": ce.detach(), "acc": (logits.argmax(1) == y).float().mean().detach()}
+from .energy_oe import energy_hinges
+from .output import LossOutput, classification_stats
 
 
 def discriminative(energy: ClassifierEnergy, x: Tensor, y: Tensor) -> LossOutput:
     """The baseline: cross-entropy only, −log p(y|x) with p(y|x) = softmax f(x)."""
     logits = energy.logits(x)
     ce = F.cross_entropy(logits, y)
-    return LossOutput(ce, _classification_stats(logits, y, ce))
+    return LossOutput(ce, classification_stats(logits, y, ce))
 
 
 def jem_hybrid(
@@ -37,11 +39,16 @@ def jem_hybrid(
     px_weight: float = 1.0,
     energy_l2: float = 0.0,
     x_unlabeled: Tensor | None = None,
+    x_out: Tensor | None = None,
+    oe_weight: float = 0.1,
+    m_in: float = -25.0,
+    m_out: float = -7.0,
 ) -> LossOutput:
-    """JEM: w_y·CE(f(x), y) + w_x·[E(x) − E(x_sampled)] (+ energy_l2·[E(x)² + E(x_sampled)²]).
+    """JEM: w_y·CE(f(x), y) + w_x·[E(x) − E(x_sampled)] (+ energy_l2·[E(x)² + E(x_sampled)²]),
+    plus ``oe_weight``·(hinge_in + hinge_out) on the labelled batch and the outliers ``x_out`` when given.
 
-    One forward pass of the labelled batch serves both the CE term and E(x_data). In
-    semi-supervised training, E(x_data) is taken on ``x_unlabeled`` instead (JEM §3: unlabelled
+    One forward pass of the labelled batch serves both the CE term and E(x_data) (and the in-distribution
+    hinge). In semi-supervised training, E(x_data) is taken on ``x_unlabeled`` instead (JEM §3: unlabelled
     images still train log p(x)).
     """
     logits = energy.logits(x)  # (B, K)
@@ -50,8 +57,17 @@ def jem_hybrid(
     e_sample = energy(x_sampled)  # (B',)
     px, gap = contrastive_term(e_data, e_sample, energy_l2)
     loss = pyx_weight * ce + px_weight * px
-    stats = _classification_stats(logits, y, ce)
+    stats = classification_stats(logits, y, ce)
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())
+    if x_out is not None:
+        if m_in >= m_out:
+            raise ValueError(f"the outlier term needs m_in < m_out, got m_in={m_in}, m_out={m_out}")
+        e_in = e_data if x_unlabeled is None else energy.energy_from_logits(logits)
+        e_out = energy(x_out)
+        hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
+        loss = loss + oe_weight * (hinge_in + hinge_out)
+        stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(),
+                     hinge_out=hinge_out.detach())
     return LossOutput(loss, stats)
 
 

@@ -12,3 +12,8 @@ class LossOutput:
 
     loss: Tensor
     stats: dict[str, Tensor] = field(default_factory=dict)
+
+
+def classification_stats(logits: Tensor, y: Tensor, ce: Tensor) -> dict[str, Tensor]:
+    """The cross-entropy and batch accuracy every classifier objective logs (detached)."""
+    return {"ce": ce.detach(), "acc": (logits.argmax(1) == y).float().mean().detach()}

@@ -132,7 +132,7 @@ class Run:
             load_init(self.model, self.cfg)
             if self.ema is not None:
                 self.ema.module.load_state_dict(self.model.state_dict())
-        if self.cfg.train.objective == "energy_oe" and self.cfg.oe.margins == "auto":
+        if self.outliers is not None and self.cfg.oe.margins == "auto":
             self.state.oe_margins = self.measure_margins()
 
     @torch.no_grad()
@@ -151,7 +151,8 @@ class Run:
         fn, cfg, s = STEPS[self.cfg.train.objective], self.cfg, self.state
         if cfg.train.objective == "ce":
             return fn
-        if cfg.train.objective == "energy_oe":  # its margins, and its outliers (None: the buffer's chains stand in)
+        if cfg.train.objective == "energy_oe" or self.outliers is not None:  # margins, and outliers (energy_oe
+            # without them: the buffer's chains stand in; jem with them: JEM plus the outlier term)
             oe = cfg.oe if s.oe_margins is None else dataclasses.replace(cfg.oe, m_in=s.oe_margins[0], m_out=s.oe_margins[1])
             fn = functools.partial(fn, oe=oe, outliers=self.outliers)
         if self.is_score_model:  # noise, σ's and projections from the sampler generator (saved with every checkpoint)

@@ -80,19 +80,27 @@ def jem_step(
     train: TrainConfig,
     generator: torch.Generator | None = None,
     x_unlabeled: Tensor | None = None,
+    oe: EnergyOEConfig | None = None,
+    outliers: Tensor | None = None,
 ) -> LossOutput:
     """JEM step: advance chains (PCD from the buffer, or CD-k from the data), and return the hybrid
     loss CE(f(x), y) + E(x) − E(x_sampled).
 
     With a class-conditional buffer the chains follow E(x, y') for classes y' drawn uniformly
     (samples from p(y) p(x|y), JEM's p(x|y)-factored variant); ``train.pxy_weight > 0`` adds
-    JEM's log p(x, y) term with chains conditioned on the batch's own labels.
+    JEM's log p(x, y) term with chains conditioned on the batch's own labels. With ``outliers``
+    (config ``data.outliers``) the loss adds the energy-bounded outlier term with ``oe``'s weight and
+    margins on as many outliers as labelled images (drawn as ``energy_oe_step`` draws them).
     """
     chains = Chains(energy, sampler, buffer, train, generator)
     x_px = x if x_unlabeled is None else x_unlabeled
+    x_sampled = chains.advance(x_px)
+    hinge = {}
+    if outliers is not None:
+        hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
     out = jem_hybrid(
-        energy, x, y, chains.advance(x_px),
-        pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled,
+        energy, x, y, x_sampled,
+        pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled, **hinge,
     )
     if train.pxy_weight > 0:
         joint = joint_contrastive(energy, x, y, chains.advance(x, y))
@@ -120,6 +128,11 @@ def ebm_step(
     return out
 
 
+def draw_outliers(outliers: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    """``n`` of the auxiliary ``outliers`` (N, C, H, W), uniformly with replacement by ``generator``."""
+    return outliers[torch.randint(len(outliers), (n,), generator=generator, device=outliers.device)]
+
+
 def energy_oe_step(
     energy: ClassifierEnergy,
     x: Tensor,
@@ -139,17 +152,19 @@ def energy_oe_step(
     With ``outliers`` (config ``data.outliers``, (N, C, H, W)) x_out is drawn from them uniformly with
     replacement by ``generator``, the sampler generator every checkpoint saves, so a resumed run draws the
     same outliers. Without, x_out are this step's SGLD samples from the replay buffer (as ``jem_step`` draws
-    them), detached: the model's own samples stand in for real outliers. That hybrid is jemkit's variant,
+    them), detached: the model's own samples stand in for real outliers; ``oe.chains`` takes both (the
+    outliers and the samples, one of each per labelled image). That hybrid is jemkit's variant,
     not the paper's: like JEM it raises the energy where the model's chains go, but through the bounded
     hinge instead of the unbounded contrastive term E(x) − E(x_sampled). ``x_unlabeled`` is refused by
     the config (``data.labels_per_class``); the parameter keeps the steps' one signature.
     """
-    chains = None
+    chains, x_out = None, []
     if outliers is not None:
-        x_out = outliers[torch.randint(len(outliers), (x.shape[0],), generator=generator, device=outliers.device)]
-    else:
+        x_out.append(draw_outliers(outliers, x.shape[0], generator))
+    if outliers is None or oe.chains:
         chains = Chains(energy, sampler, buffer, train, generator)
-        x_out = chains.advance(x).detach()
+        x_out.append(chains.advance(x).detach())
+    x_out = torch.cat(x_out)
     out = energy_oe(energy, x, y, x_out, weight=oe.weight, m_in=oe.m_in, m_out=oe.m_out)
     if chains is not None:
         out.stats.update(chains.stats())
@@ -157,9 +172,9 @@ def energy_oe_step(
 
 
 def draws_chains(cfg: Config) -> bool:
-    """Whether a run's step samples from the model: jem, ebm, and energy_oe with no ``data.outliers``."""
+    """Whether a run's step samples from the model: jem, ebm, and energy_oe with no ``data.outliers`` or with ``oe.chains``."""
     objective = cfg.train.objective
-    return objective in ("jem", "ebm") or (objective == "energy_oe" and not cfg.data.outliers)
+    return objective in ("jem", "ebm") or (objective == "energy_oe" and (not cfg.data.outliers or cfg.oe.chains))
 
 
 # ---------------------------------------------------------------- score matching (score-only models; labels unused)
