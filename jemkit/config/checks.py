@@ -128,11 +128,13 @@ def _validate_energy_oe(cfg: Config) -> None:
     hinged = used or (cfg.train.objective == "jem" and bool(d.outliers))  # the runs the oe.* settings apply to
     for bad, message in [
         (d.outliers and not (d.outliers.startswith((*USER_DATA_PREFIXES, "generated:")) and d.outliers.partition(":")[2]),
-         f"data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS (patches, shapes, patches+shapes), got '{d.outliers}'"),
+         f"data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS (patches, shapes, spectral, joined by '+'), got '{d.outliers}'"),
         (d.outliers and cfg.train.objective not in ("energy_oe", "jem"),
          f"data.outliers is read by train.objective=energy_oe or jem only, got '{cfg.train.objective}'"),
         (oe.margins == "auto" and not (hinged and d.outliers), "oe.margins=auto measures the model's energies on "
-         "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR (with train.objective=energy_oe or jem)"),
+         "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR|generated:KINDS (with train.objective=energy_oe or jem)"),
+        (oe.chains and not (used and d.outliers), "oe.chains=true adds the SGLD samples to data.outliers as outliers: "
+         "it needs train.objective=energy_oe and data.outliers (without data.outliers energy_oe takes the samples alone)"),
         (hinged and oe.margins == "fixed" and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),
         (used and not d.outliers and cfg.train.chain_init != "buffer", "train.objective=energy_oe without data.outliers takes "
          "the replay buffer's SGLD samples as outliers: set train.chain_init=buffer, or give data.outliers=npz:FILE|imagefolder:DIR"),

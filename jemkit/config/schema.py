@@ -23,7 +23,7 @@ class DataConfig:
     labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
     shape: str = ""  # "CxHxW" (e.g. 3x32x32): pad images symmetrically with -1 to HxW and repeat gray to C channels ("" = as loaded)
-    outliers: str = ""  # auxiliary outlier images for train.objective=energy_oe (or jem's outlier term): npz:FILE | imagefolder:DIR | generated:patches|shapes|patches+shapes (jemkit/data/outliers.py) ("" = energy_oe: the replay buffer's SGLD samples stand in; jem: no outlier term)
+    outliers: str = ""  # auxiliary outlier images for train.objective=energy_oe (or jem's outlier term): npz:FILE | imagefolder:DIR | generated:KINDS, KINDS of patches, shapes, spectral joined by + (jemkit/data/outliers.py) ("" = energy_oe: the replay buffer's SGLD samples stand in; jem: no outlier term)
 
 
 @dataclass

@@ -90,7 +90,8 @@ def jem_step(
     (samples from p(y) p(x|y), JEM's p(x|y)-factored variant); ``train.pxy_weight > 0`` adds
     JEM's log p(x, y) term with chains conditioned on the batch's own labels. With ``outliers``
     (config ``data.outliers``) the loss adds the energy-bounded outlier term with ``oe``'s weight and
-    margins on as many outliers as labelled images (drawn as ``energy_oe_step`` draws them).
+    margins on as many outliers as labelled images (drawn as ``energy_oe_step`` draws them); with
+    ``train.px_every`` > 1 it rides with the log p(x) term, on the steps where that runs.
     """
     chains = Chains(energy, sampler, buffer, train, generator)
     x_px = x if x_unlabeled is None else x_unlabeled
