@@ -262,9 +262,9 @@ def _sample_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
     s.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training sampler's)")
-    s.add_argument("--init", default=None, choices=["uniform", "class_gaussian", "data", "buffer"],
+    s.add_argument("--init", default=None, choices=["uniform", "gaussian", "class_gaussian", "data", "buffer"],
                    help="where chains start (default: where the checkpoint's training chains started): U(-1, 1), "
-                        "class Gaussians fitted to the training set, held-out test images (of --class), or the saved "
+                        "one Gaussian or class Gaussians fitted to the training set, held-out test images (of --class), or the saved "
                         "replay buffer")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,8 @@
 """``jemkit sample``: draw samples of a checkpoint into a picture.
 
 Classifiers: fresh chains of the checkpoint's training sampler from its training init (U(−1, 1), or
-the class Gaussians refitted to its training set), as the ``samples`` suite runs them, optionally
-class-conditional on E(x, y) = −f(x)[y]. ``init`` starts them elsewhere: ``uniform``, ``class_gaussian``,
+the one or the class Gaussians refitted to its training set), as the ``samples`` suite runs them, optionally
+class-conditional on E(x, y) = −f(x)[y]. ``init`` starts them elsewhere: ``uniform``, ``gaussian``, ``class_gaussian``,
 ``data`` (held-out test images, of the class when one is asked) or ``buffer`` (entries of the checkpoint's
 saved replay buffer: the chains training left behind). Score models: annealed Langevin from U(−1, 1); 2-D points
 are drawn over the held-out data and scored by their energy distance to it.
@@ -22,7 +22,7 @@ from .images import save_grid, save_samples
 from .sampling import build_init, draw_score_samples, fresh_chains, make_sampler, noise_levels, sampler_config
 from .utils import closest, make_generator
 
-INITS = ("uniform", "class_gaussian", "data", "buffer")  # where ``jemkit sample --init`` starts chains
+INITS = ("uniform", "gaussian", "class_gaussian", "data", "buffer")  # where ``jemkit sample --init`` starts chains
 
 
 def draw(checkpoint: str | Path, out: str | Path, n: int, *, cls: int | None = None, steps: int | None = None,
@@ -75,7 +75,8 @@ def _init_of(model, device, name: str | None) -> tuple:
     data = dataset_of(record).to(device)
     if name == "data":
         return _data_init(data.x_test, data.y_test), "held-out test images"
-    return build_init(name, data.x_train, data.y_train, model.num_classes), "class Gaussians fitted to the training set"
+    words = "a Gaussian fitted to the training set" if name == "gaussian" else "class Gaussians fitted to the training set"
+    return build_init(name, data.x_train, data.y_train, model.num_classes), words
 
 
 def _data_init(x: torch.Tensor, labels: torch.Tensor):

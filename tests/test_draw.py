@@ -47,7 +47,7 @@ def test_jemkit_sample_writes_a_grid_and_says_where_chains_started(runs, tmp_pat
 
 
 def test_init_chooses_where_chains_start(runs):
-    """--init overrides the training init: uniform noise, class Gaussians, held-out images of the class, the buffer."""
+    """--init overrides the training init: uniform noise, one Gaussian, class Gaussians, held-out images of the class, the buffer."""
     data = load_dataset("digits")
     model, g = jemkit.load(runs / "uniform"), torch.Generator().manual_seed(0)
     y = torch.full((40,), 5)
@@ -57,6 +57,9 @@ def test_init_chooses_where_chains_start(runs):
     assert all((test_5 == row).all(1).any() for row in x.flatten(1))  # each start is a class-5 test image
     x, how = classifier_samples(model, 500, y=torch.full((500,), 3), steps=0, generator=g, init="class_gaussian")
     assert "class Gaussians" in how and (x.mean(0) - data.x_train[data.y_train == 3].mean(0)).abs().mean() < 0.1
+    x, how = classifier_samples(model, 500, y=torch.full((500,), 3), steps=0, generator=g, init="gaussian")
+    assert "a Gaussian" in how and (x.mean(0) - data.x_train.mean(0)).abs().mean() < 0.1  # all classes pooled
+    assert (x.mean(0) - data.x_train[data.y_train == 3].mean(0)).abs().mean() > 0.2
     x, how = classifier_samples(model, 30, steps=0, generator=g, init="buffer")
     buffer = jemkit.checkpoint.load_buffer(model.checkpoint_path).flatten(1)
     assert "replay buffer" in how and all((buffer == row).all(1).any() for row in x.flatten(1))

@@ -1,13 +1,16 @@
 """How training chains start and run: JEM++'s class-Gaussian initialization draws the Gaussians it
-fitted, and ``sampler.eval_mode=false`` runs the chains with batch norm in train mode (JEM++),
+fitted, the label-free Gaussian draws the pooled moments whatever class is asked, a semi-supervised run
+fits its class Gaussians to its labelled images only, and ``sampler.eval_mode=false`` runs the chains with batch norm in train mode (JEM++),
 leaving the module's modes and flags as they were."""
 import torch
 from torch import nn
 
-from jemkit.config import SamplerConfig
+from jemkit.config import SamplerConfig, load_preset
+from jemkit.data import labelled_subset
 from jemkit.energy import ClassifierEnergy
 from jemkit.sampling import make_sampler
-from jemkit.sampling.init import ClassGaussianInit
+from jemkit.sampling.init import ClassGaussianInit, GaussianInit, build_init
+from jemkit.training.run import Run
 
 
 def test_class_gaussian_init_draws_the_fitted_moments():
@@ -31,6 +34,34 @@ def test_class_gaussian_init_draws_the_fitted_moments():
         assert ((xc.mean(0) - mean).abs() < 5 * (var / n).sqrt()).all()  # within 5 standard errors
         se_cov = ((var[:, None] * var[None, :] + fitted_cov**2) / n).sqrt()
         assert ((torch.cov(xc.T, correction=0) - fitted_cov).abs() < 5 * se_cov).all()
+
+
+def test_gaussian_init_draws_the_pooled_moments_and_ignores_the_class():
+    g = torch.Generator().manual_seed(0)
+    x_fit = torch.cat([torch.randn(500, 4, generator=g) * 0.1 - 0.3, torch.randn(500, 4, generator=g) * 0.1 + 0.3])
+    init = build_init("gaussian", x_fit.view(-1, 1, 2, 2))
+    assert isinstance(init, GaussianInit)
+    cov = torch.cov(x_fit.double().T, correction=0) + 1e-4 * torch.eye(4, dtype=torch.float64)
+    torch.testing.assert_close((init.scale_tril[0] @ init.scale_tril[0].T).double(), cov, rtol=0, atol=1e-6)
+    n = 20000
+    a = init(n, (1, 2, 2), y=torch.zeros(n, dtype=torch.long), generator=torch.Generator().manual_seed(1))
+    b = init(n, (1, 2, 2), y=torch.full((n,), 7), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b), "the class asked for changes nothing"
+    se = (cov.diagonal() / n).sqrt()
+    assert ((a.view(n, 4).double().mean(0) - x_fit.double().mean(0)).abs() < 5 * se).all()  # both clusters pooled
+
+
+def test_semi_supervised_run_fits_class_gaussians_to_its_labelled_images_only(tmp_path):
+    tiny = ["model.width=8", "buffer.size=100", "sampler.steps=2", "train.steps=2", "buffer.init=class_gaussian",
+            "data.labels_per_class=5", "data.split_seed=3"]
+    run = Run(load_preset("digits-jem", tiny), tmp_path / "run")
+    idx = labelled_subset(run.data.y_train, 5, 10, 3)
+    seen = run.data.x_train[idx].reshape(len(idx), -1)[run.data.y_train[idx] == 4].mean(0)
+    everything = run.data.x_train.reshape(len(run.data.x_train), -1)[run.data.y_train == 4].mean(0)
+    torch.testing.assert_close(run.init.means[4], seen)
+    assert not torch.allclose(run.init.means[4], everything, atol=1e-3)
+    pooled = Run(load_preset("digits-jem", [*tiny[:-3], "buffer.init=gaussian", "data.labels_per_class=5"]), tmp_path / "g")
+    torch.testing.assert_close(pooled.init.means[0], pooled.data.x_train.reshape(len(pooled.data.x_train), -1).mean(0))
 
 
 class BatchNormNet(nn.Module):

@@ -13,7 +13,7 @@ CHOICES = {
     "model.norm": ("none", "batch", "layer", "instance"),
     "model.activation": ("leaky_relu", "silu", "relu"),
     "sampler.name": ("sgld", "langevin", "mala"),
-    "buffer.init": ("uniform", "class_gaussian"),
+    "buffer.init": ("uniform", "gaussian", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
     "train.objective": ("jem", "ebm", "ce", "energy_oe", *SCORE_OBJECTIVES),
     "train.chain_init": ("buffer", "data"),

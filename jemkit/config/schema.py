@@ -62,7 +62,7 @@ class SamplerConfig:
 class BufferConfig:
     size: int = 10000
     reinit: float = 0.05
-    init: str = "uniform"  # uniform (JEM) | class_gaussian (JEM++ informative init, fitted to the training data)
+    init: str = "uniform"  # uniform (JEM) | gaussian (one Gaussian fitted to the training images, labels unused) | class_gaussian (JEM++ informative init, fitted to the labelled training data)
     conditional: bool = False  # one segment per class: samples drawn as p(y) p(x|y) (JEM's p(x|y)-factored variant)
 
 

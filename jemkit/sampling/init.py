@@ -63,15 +63,36 @@ class ClassGaussianInit:
         return out.clamp_(-1, 1).view(n, *shape)
 
 
+class GaussianInit(ClassGaussianInit):
+    """The label-free informative initialization: x ~ N(μ, Σ + δI), clipped to [−1, 1], one Gaussian fitted
+    to all training images (JEM++'s init with one class). For models whose training may not use labels (an
+    unconditional EBM) or only some of them (semi-supervised JEM); ``y`` is ignored."""
+
+    @classmethod
+    def fit(cls, x: Tensor, jitter: float = 1e-4) -> "GaussianInit":  # type: ignore[override]
+        """Mean and Cholesky factor of the covariance of all of ``x`` (N, *shape)."""
+        one = ClassGaussianInit.fit(x, torch.zeros(len(x), dtype=torch.long, device=x.device), 1, jitter)
+        return cls(one.means, one.scale_tril, one.shape)
+
+    def __call__(self, n, shape, *, y=None, generator=None, device="cpu", dtype=torch.float32) -> Tensor:
+        return super().__call__(n, shape, generator=generator, device=device, dtype=dtype)
+
+
 INITS: dict[str, Init] = {"uniform": uniform_init}
+NAMES = ("uniform", "gaussian", "class_gaussian")  # buffer.init
 
 
 def build_init(name: str, x: Tensor | None = None, y: Tensor | None = None, num_classes: int | None = None) -> Init:
-    """An initialization by name: ``uniform`` or ``class_gaussian`` (fitted to training data x, y)."""
+    """An initialization by name: ``uniform``, ``gaussian`` (fitted to training images x) or ``class_gaussian``
+    (fitted to training data x, y)."""
     if name == "class_gaussian":
         if x is None or y is None or num_classes is None:
             raise ValueError("class_gaussian initialization needs the training data to fit")
         return ClassGaussianInit.fit(x, y, num_classes)
+    if name == "gaussian":
+        if x is None:
+            raise ValueError("gaussian initialization needs the training images to fit")
+        return GaussianInit.fit(x)
     if name not in INITS:
-        raise ValueError(f"unknown initialization '{name}'; choose uniform or class_gaussian")
+        raise ValueError(f"unknown initialization '{name}'; choose one of {', '.join(NAMES)}")
     return INITS[name]
