@@ -19,7 +19,8 @@ from .data import dataset_of
 from .data.toys import energy_distance
 from .energy import ClassifierEnergy
 from .images import save_grid, save_samples
-from .sampling import build_init, draw_score_samples, fresh_chains, make_sampler, noise_levels, sampler_config
+from .sampling import (build_init, draw_score_samples, fresh_chains, init_from_record, make_sampler, noise_levels,
+                       sampler_config)
 from .utils import closest, make_generator
 
 INITS = ("uniform", "gaussian", "class_gaussian", "data", "buffer")  # where ``jemkit sample --init`` starts chains
@@ -67,7 +68,7 @@ def classifier_samples(model, n: int, *, y: torch.Tensor | None = None, steps: i
 def _init_of(model, device, name: str | None) -> tuple:
     """The chains' init (the checkpoint's training init when ``name`` is None) and words for it."""
     record = model.record
-    name = name or config_from_dict(record["config"]).buffer.init
+    trained, name = name is None, name or config_from_dict(record["config"]).buffer.init
     if name == "uniform":
         return build_init("uniform"), "U(-1, 1)"
     if name == "buffer":
@@ -76,6 +77,8 @@ def _init_of(model, device, name: str | None) -> tuple:
     if name == "data":
         return _data_init(data.x_test, data.y_test), "held-out test images"
     words = "a Gaussian fitted to the training set" if name == "gaussian" else "class Gaussians fitted to the training set"
+    if trained:  # fitted as training fitted it (a semi-supervised run's class Gaussians: its labelled images)
+        return init_from_record(record, data.x_train, data.y_train), words
     return build_init(name, data.x_train, data.y_train, model.num_classes), words
 
 

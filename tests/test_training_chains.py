@@ -1,6 +1,6 @@
 """How training chains start and run: JEM++'s class-Gaussian initialization draws the Gaussians it
 fitted, the label-free Gaussian draws the pooled moments whatever class is asked, a semi-supervised run
-fits its class Gaussians to its labelled images only, and ``sampler.eval_mode=false`` runs the chains with batch norm in train mode (JEM++),
+fits its class Gaussians to its labelled images only (and so do evaluation and sampling), and ``sampler.eval_mode=false`` runs the chains with batch norm in train mode (JEM++),
 leaving the module's modes and flags as they were."""
 import torch
 from torch import nn
@@ -8,7 +8,7 @@ from torch import nn
 from jemkit.config import SamplerConfig, load_preset
 from jemkit.data import labelled_subset
 from jemkit.energy import ClassifierEnergy
-from jemkit.sampling import make_sampler
+from jemkit.sampling import init_from_record, make_sampler
 from jemkit.sampling.init import ClassGaussianInit, GaussianInit, build_init
 from jemkit.training.run import Run
 
@@ -60,6 +60,8 @@ def test_semi_supervised_run_fits_class_gaussians_to_its_labelled_images_only(tm
     everything = run.data.x_train.reshape(len(run.data.x_train), -1)[run.data.y_train == 4].mean(0)
     torch.testing.assert_close(run.init.means[4], seen)
     assert not torch.allclose(run.init.means[4], everything, atol=1e-3)
+    again = init_from_record(run.record, run.data.x_train, run.data.y_train)  # how evaluation and `jemkit sample` refit it
+    assert torch.equal(again.means, run.init.means) and torch.equal(again.scale_tril, run.init.scale_tril)
     pooled = Run(load_preset("digits-jem", [*tiny[:-3], "buffer.init=gaussian", "data.labels_per_class=5"]), tmp_path / "g")
     torch.testing.assert_close(pooled.init.means[0], pooled.data.x_train.reshape(len(pooled.data.x_train), -1).mean(0))
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..config import Config, SamplerConfig, ScoreConfig, config_from_dict
+from ..data import labelled_subset
 from ..utils import closest
 from .annealed import annealed_langevin, geometric_sigmas
 from .init import build_init, uniform_init
@@ -51,11 +52,21 @@ def sampler_from_record(record: dict, **overrides) -> Callable:
     return make_sampler(sampler_config(record, **overrides))
 
 
+def training_init(cfg: Config, x_train: Tensor, y_train: Tensor, num_classes: int) -> Callable:
+    """``cfg.buffer.init`` fitted to what training may see: JEM++'s class Gaussians to the labelled images only
+    (``data.labels_per_class`` > 0: a semi-supervised run never sees the other labels), the one Gaussian to all
+    training images (labels unused), U(−1, 1) unfitted."""
+    d = cfg.data
+    if d.labels_per_class > 0 and cfg.buffer.init == "class_gaussian":
+        idx = labelled_subset(y_train, d.labels_per_class, num_classes, d.split_seed)
+        x_train, y_train = x_train[idx], y_train[idx]
+    return build_init(cfg.buffer.init, x_train, y_train, num_classes)
+
+
 def init_from_record(record: dict, x_train: Tensor, y_train: Tensor) -> Callable:
-    """Where a checkpoint's training chains started (``buffer.init``: U(−1, 1), or JEM++'s class Gaussians
-    fitted again to ``x_train``), so fresh chains are run the way the model was trained."""
-    name = config_from_dict(record["config"]).buffer.init
-    return build_init(name, x_train, y_train, record["num_classes"])
+    """Where a checkpoint's training chains started (``training_init`` of its config, fitted again to
+    ``x_train``), so fresh chains are run the way the model was trained."""
+    return training_init(config_from_dict(record["config"]), x_train, y_train, record["num_classes"])
 
 
 def noise_levels(objective: str, cfg: ScoreConfig) -> Tensor:

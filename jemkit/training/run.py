@@ -19,7 +19,7 @@ from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
 from ..objectives import LossOutput, discriminative, margins_from_energies
-from ..sampling import ReplayBuffer, build_init, draw_score_samples, fresh_chains, make_sampler
+from ..sampling import ReplayBuffer, draw_score_samples, fresh_chains, make_sampler, training_init
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .build import build_ema, build_model, build_optimizer, checkpoint_record, load_init
@@ -63,7 +63,8 @@ class Run:
         sample_gen = make_generator(self.device, cfg.train.seed + 1 + self.world.rank)  # sampler and buffer randomness
         self.state = TrainState(opt, cfg.optim, cfg.train.steps, stream, unlabeled, sample_gen, self.ema)
         # where fresh and re-initialized chains start; Gaussians are fitted once, here
-        self.init = self.training_init() if self.uses_buffer else None
+        self.init = (training_init(cfg, self.data.x_train, self.data.y_train, self.data.num_classes)
+                     if self.uses_buffer else None)
         self.buffer = self.new_buffer() if self.uses_buffer else None
         self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
         self.test_loss = None
@@ -80,16 +81,6 @@ class Run:
         ddp = torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.energy = ddp if self.is_score_model else ClassifierEnergy(ddp, cfg.model.temperature)
-
-    def training_init(self):
-        """``buffer.init`` fitted to what training may see: class Gaussians to the labelled images only
-        (``data.labels_per_class``: the other labels never reach a semi-supervised run), one Gaussian to all
-        training images (labels unused)."""
-        d, x, y = self.cfg.data, self.data.x_train, self.data.y_train
-        if d.labels_per_class > 0 and self.cfg.buffer.init == "class_gaussian":
-            idx = labelled_subset(y, d.labels_per_class, self.data.num_classes, d.split_seed)
-            x, y = x[idx], y[idx]
-        return build_init(self.cfg.buffer.init, x, y, self.data.num_classes)
 
     def _streams(self) -> tuple:
         """The labelled batch stream, and (semi-supervised) the stream of all images that feeds log p(x)."""
@@ -248,7 +239,7 @@ class Run:
         for. The same seed at every evaluation; the training generators are not touched."""
         k = self.data.num_classes
         if self.init is None:  # no buffer (e.g. the baseline, CD-k): fit the training init once, on first use
-            self.init = self.training_init()
+            self.init = training_init(self.cfg, self.data.x_train, self.data.y_train, self.data.num_classes)
         init = self.init
         y = torch.arange(k, device=self.device).repeat_interleave(self.cfg.train.eval_samples)
         energy = ClassifierEnergy(self.eval_model, self.cfg.model.temperature)
