@@ -9,7 +9,7 @@ def test_presets_exist_and_load():
         assert required in names
     for name in names:
         cfg = load_preset(name)
-        assert cfg.preset == name and cfg.train.objective in {"jem", "ebm", "ce", "ncsn", "dsm", "energy_oe"}
+        assert cfg.preset == name and cfg.train.objective in {"jem", "ebm", "ce", "ncsn", "dsm", "energy_oe", "tilt"}
 
 
 def test_overrides_are_typed():

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import jemkit
-from jemkit.evaluation.gaussian import Gaussian, quantization_variance, ridges
-from jemkit.evaluation.likelihood import GaussianBase, UniformBox, ais_log_z, sigmoid_schedule, suite_likelihood
+from jemkit.evaluation.likelihood import GaussianBase, UniformBox, WhitenedGaussian, ais_log_z, sigmoid_schedule, suite_likelihood
+from jemkit.sampling.gaussian import Gaussian, RidgedGaussian, quantization_variance, ridges
 from jemkit.model import Classifier
 
 from conftest import DEVICES, TinyNet, make_ctx
@@ -112,6 +112,24 @@ def test_ais_leaves_a_module_energy_untouched():
     assert all(p.grad is None and p.requires_grad for p in energy.parameters())
 
 
+def test_ridged_gaussian_draws_its_density_and_whitens_it():
+    torch.manual_seed(0)
+    cov = torch.tensor([[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 0.2]], dtype=torch.float64)
+    x = torch.distributions.MultivariateNormal(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64), cov).sample((4000,))
+    g = RidgedGaussian(Gaussian.fit(x.view(-1, 1, 1, 3)), 0.05)
+    draws = g.sample(20000, (1, 1, 3), generator=torch.Generator().manual_seed(1)).view(-1, 3).double()
+    assert draws.dtype == torch.float64 and torch.allclose(draws.mean(0), g.gaussian.mean, atol=0.03)
+    assert torch.allclose(torch.cov(draws.T), g.gaussian.cov + 0.05 * torch.eye(3, dtype=torch.float64), atol=0.03)
+    # the float density (differentiable, on the device) is the float64 one; whitened, the base is N(0, I)
+    assert torch.allclose(g.log_density(x[:5].float()).double(), g.log_prob(x[:5].view(-1, 1, 1, 3)), atol=1e-4)
+    base = WhitenedGaussian((1, 1, 3), g, dtype=torch.float64)
+    u = base.sample(5, generator=torch.Generator().manual_seed(2))
+    xs, log_jac = base.to_data(u)
+    # in the chart, log N(x(u)) + log|det L| = log φ(u): the base moves into the target of a tilted model
+    assert torch.allclose(log_jac, g.log_prob(xs) + g.log_det_tril, atol=1e-4)
+    assert torch.allclose(log_jac, base.log_prob(u))
+
+
 def linear_logit_model(a: float, c: float) -> Classifier:
     """One logit f(x) = a Σ x_i + c on 8×8 images, so E(x) = −a Σ x_i − c on [−1, 1]^64."""
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 1))
@@ -182,3 +200,30 @@ def test_suite_likelihood_quick(model, digits, tmp_path):
     assert suite_likelihood(make_ctx(model, digits, tmp_path, label="baseline"))["likelihood"] == out
     assert (tmp_path / "baseline_likelihood_ais_samples.png").is_file()
     assert suite_likelihood(make_ctx(model, digits, tmp_path, seed=5))["likelihood"]["log_z"] != out["log_z"]
+
+
+def test_suite_likelihood_of_a_tilted_gaussian(digits, tmp_path):
+    """A tilted model (record objective ``tilt``), p(x) ∝ N(x) e^{−E(x)} with E(x) = −a Σ x_i − c: the tilt's
+    normalizer is E_N[e^{a 1ᵀx + c}] = exp(c + a 1ᵀμ + ½ a² 1ᵀ(Σ + ridge·I)1) in closed form, and log p(x) is
+    a Gaussian again. With a = 0 the model is the yardstick Gaussian itself."""
+    d, a, c = 64, 0.05, 3.0
+    model = linear_logit_model(a, c)
+    model.record = {"objective": "tilt"}
+    out = suite_likelihood(make_ctx(model, digits, tmp_path), n_chains=64, n_temps=200)["likelihood"]
+    g = RidgedGaussian(Gaussian.fit(digits.x_train), out["gaussian_ridge"])
+    cov = g.gaussian.cov + g.ridge * torch.eye(d, dtype=torch.float64)
+    true_log_z = c + a * g.gaussian.mean.sum().item() + 0.5 * a**2 * cov.sum().item()
+    assert out["base"] == "gaussian"
+    assert abs(out["log_z"] - true_log_z) < 3 * out["log_z_stderr"] + 0.05, (out["log_z"], true_log_z)
+    logp = g.log_prob(digits.x_test) + a * digits.x_test.flatten(1).sum(1).double() + c - true_log_z
+    assert abs(out["logp_test"] - logp.mean().item()) < 3 * out["log_z_stderr"] + 0.05
+    flat = Gaussian.fit(digits.x_train).log_prob(digits.x_test, out["gaussian_ridge"])
+    assert out["bpd_gaussian"] == pytest.approx(-flat.mean().item() / (d * math.log(2)))
+    # a = 0: every AIS weight is e^{c}, the density is the Gaussian's, to the last digit
+    zero = linear_logit_model(0.0, c)
+    zero.record = {"objective": "tilt"}
+    same = suite_likelihood(make_ctx(zero, digits, tmp_path))["likelihood"]
+    assert same["log_z"] == pytest.approx(c, abs=1e-4) and same["bpd"] == pytest.approx(same["bpd_gaussian"], abs=1e-6)
+    # an untilted model with the same energy is a density on the box: another base, another log Z
+    plain = suite_likelihood(make_ctx(linear_logit_model(0.0, c), digits, tmp_path))["likelihood"]
+    assert plain["base"] == "uniform" and plain["bpd"] == pytest.approx(1.0, abs=1e-5)

@@ -55,6 +55,23 @@ def test_ood_scores_match_definitions(tiny_energy):
     assert all(p.grad is None for p in tiny_energy.parameters())
 
 
+def test_ood_scores_of_a_tilted_model_include_its_base(tiny_energy):
+    """p(x) ∝ N(x) e^{−E(x)}: logp = log N(x) − E(x) and gradnorm is that density's; maxprob and energy unchanged."""
+    from jemkit.sampling.gaussian import Gaussian, RidgedGaussian
+
+    tiny_energy.eval()
+    torch.manual_seed(0)
+    base = RidgedGaussian(Gaussian.fit(torch.randn(500, 16) * 0.5 + 0.2), 0.01)
+    x = torch.rand(6, 16)
+    plain, tilted = ood_scores(tiny_energy, x), ood_scores(tiny_energy, x, base=base)
+    log_n = base.log_prob(x).float()
+    assert torch.allclose(tilted["logp"], plain["logp"] + log_n, atol=1e-3)
+    assert torch.equal(tilted["maxprob"], plain["maxprob"]) and torch.equal(tilted["energy"], plain["energy"])
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad((tiny_energy(xg) - base.log_density(xg)).sum(), xg)
+    assert torch.allclose(tilted["gradnorm"], -g.norm(dim=1), atol=1e-4)
+
+
 def test_ood_scores_known_answers():
     """Logits (w·x, log 3): logp = log(e^{w·x} + 3), gradnorm = −σ(w·x − log 3)‖w‖; at w·x = 0 the class
     probabilities are (1/4, 3/4) and the T = 2 energy score is 2 log(1 + √3)."""

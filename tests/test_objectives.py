@@ -1,4 +1,5 @@
 """Objectives on analytic cases: values, and the direction one gradient step moves the energies."""
+import pytest
 import torch
 
 from jemkit.config import SamplerConfig, TrainConfig
@@ -135,3 +136,24 @@ def test_sample_input_noise_reaches_the_loss_but_not_the_buffer(tiny_energy):
     assert pushed.sum() > 100 and not torch.isin(buffer.x, out).any()
     out_plain = Chains(tiny_energy, sampler, buffer, TrainConfig(), g).advance(torch.rand(8, 16))
     assert torch.equal(out_plain, chain_out[-1])  # σ = 0 (default): the loss sees the chain itself
+
+
+def test_tilted_likelihood_term_is_importance_sampled_maximum_likelihood(tiny_energy):
+    """L = mean E(x) − Σ w_i E(x'_i) with w = softmax(−E(x')), no gradient through w: its gradient in the base
+    energies is −w (the self-normalized estimate of E_p[∇θE]), in the data energies 1/B."""
+    from jemkit.objectives import jem_tilted, tilted_likelihood_term
+
+    e_data = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    e_base = torch.tensor([1.0, 3.0, -2.0, 0.0], requires_grad=True)
+    loss, stats = tilted_likelihood_term(e_data, e_base)
+    loss.backward()
+    w = torch.softmax(-e_base.detach(), 0)
+    assert torch.allclose(e_data.grad, torch.full((3,), 1 / 3)) and torch.allclose(e_base.grad, -w)
+    assert loss.item() == pytest.approx(e_data.mean().item() - (w * e_base).sum().item())
+    assert stats["ess"].item() == pytest.approx(1 / w.pow(2).sum().item())
+    # equal base energies: every draw counts, ESS = M; the L2 term weighs the base energies by w too
+    flat, _ = tilted_likelihood_term(torch.zeros(2), torch.ones(4), energy_l2=0.5)
+    assert flat.item() == pytest.approx(-1.0 + 0.5 * 1.0)
+    x, y = torch.rand(5, 16), torch.randint(0, 3, (5,))
+    out = jem_tilted(tiny_energy, x, y, torch.rand(7, 16), px_weight=0.5)
+    assert out.loss.isfinite() and {"ce", "e_data", "e_sample", "gap", "ess"} <= set(out.stats)

@@ -15,7 +15,7 @@ CHOICES = {
     "sampler.name": ("sgld", "langevin", "mala"),
     "buffer.init": ("uniform", "gaussian", "class_gaussian"),
     "optim.name": ("adam", "sgd"),
-    "train.objective": ("jem", "ebm", "ce", "energy_oe", *SCORE_OBJECTIVES),
+    "train.objective": ("jem", "ebm", "ce", "energy_oe", "tilt", *SCORE_OBJECTIVES),
     "train.chain_init": ("buffer", "data"),
     "oe.margins": ("fixed", "auto"),
 }
@@ -83,10 +83,12 @@ def _validate_px_schedule(cfg: Config) -> None:
     """The cheaper log p(x) levers (fewer chains, fewer steps with chains) and evaluation-time samples need a JEM-style
     classifier objective."""
     t = cfg.train
-    if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective != "jem":
+    if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective not in ("jem", "tilt"):
         raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
-                          f"set train.objective=jem, got '{t.objective}'")
-    if t.px_start >= t.steps and t.objective == "jem" and t.px_start:
+                          f"set train.objective=jem (or tilt), got '{t.objective}'")
+    if t.objective == "tilt" and t.sample_batch == 1:
+        raise ConfigError("train.objective=tilt weighs its base draws against each other: train.sample_batch must be 0 or >= 2")
+    if t.px_start >= t.steps and t.objective in ("jem", "tilt") and t.px_start:
         raise ConfigError(f"train.px_start ({t.px_start}) must be below train.steps ({t.steps}): the log p(x) term would never run")
     if t.eval_samples and t.objective in SCORE_OBJECTIVES:
         raise ConfigError("train.eval_samples draws class-conditional samples from a classifier; score models have no classes")

@@ -80,7 +80,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline) | energy_oe (energy-bounded outlier exposure, see oe.*) | dsm | ssm | ncsn (score matching, see score.*)
+    objective: str = "jem"  # jem | ebm (unconditional, labels unused) | ce (discriminative baseline) | energy_oe (energy-bounded outlier exposure, see oe.*) | tilt (JEM as an exponential tilt of the training images' Gaussian, p(x) ∝ N(x) e^{−E(x)}: log p(x) importance-sampled from the Gaussian, no chains) | dsm | ssm | ncsn (score matching, see score.*)
     chain_init: str = "buffer"  # buffer (PCD) | data (contrastive divergence CD-k, k = sampler.steps)
     steps: int = 2000
     pyx_weight: float = 1.0
@@ -88,7 +88,7 @@ class TrainConfig:
     pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
     sample_input_noise: float = 0.0  # σ of N(0, σ²) added to chain samples in the loss (match data.input_noise; the buffer keeps clean chains)
-    sample_batch: int = 0  # chains advanced per step for the log p(x) term (0, or data.batch_size and above: one per image; global under torchrun, like the batch)
+    sample_batch: int = 0  # chains advanced per step for the log p(x) term (tilt: draws of the Gaussian) (0, or data.batch_size and above: one per image; global under torchrun, like the batch)
     px_start: int = 0  # the log p(x) term and its chains start at this step; before it the step is cross-entropy only (a classifier warm start)
     px_every: int = 1  # from px_start on, the log p(x) term and its chains run every k-th step only (cross-entropy only on the others)
     bf16: bool = False  # the whole step's passes (loss forward and backward, and the sampler's) under bfloat16 autocast; weights, gradients and optimizer state stay float32

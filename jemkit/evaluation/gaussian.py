@@ -1,32 +1,10 @@
-"""One Gaussian N(μ, Σ) of the training images, the linear yardstick two suites measure an energy model
-against: the conditional-mean fill of ``inpainting`` and the reference density of ``likelihood``."""
+"""The training images' Gaussian (``sampling.gaussian``), fitted once per evaluation and shared by the suites."""
 from __future__ import annotations
 
-import math
-
-import torch
-from torch import Tensor
-
-RIDGE_DECADES = tuple(k / 2 for k in range(11))  # the ridge grid: floor × 10^0 … 10^5 in half decades
+from ..sampling.gaussian import Gaussian, RidgedGaussian
 
 
-def quantization_variance(x: Tensor) -> float:
-    """w² / 12 for the smallest step w between distinct pixel values of ``x``: the variance of uniform
-    dequantization noise over one quantization bin (8-bit images on [−1, 1]: w = 2/255, 5.1e-6)."""
-    levels = torch.unique(x.detach().double().cpu())
-    if len(levels) < 2:
-        raise ValueError("the images have a single pixel value: no quantization step to read")
-    return (levels.diff().min().item()) ** 2 / 12
-
-
-def ridges(x: Tensor) -> tuple[float, ...]:
-    """The ridge grid for images ``x``: from their ``quantization_variance`` up, so the fitted density is
-    one of the dequantized images and cannot put unbounded density on a pixel that never changes."""
-    floor = quantization_variance(x)
-    return tuple(floor * 10.0**k for k in RIDGE_DECADES)
-
-
-def training_gaussian(ctx) -> "Gaussian":
+def training_gaussian(ctx) -> Gaussian:
     """``Gaussian.fit`` of ``ctx.data.x_train``, fitted once per evaluation (``ctx.shared``): model and baseline,
     and the inpainting and likelihood suites, read the same D × D covariance of the training set."""
     key = ("gaussian", ctx.data.name, tuple(ctx.data.shape))
@@ -35,37 +13,21 @@ def training_gaussian(ctx) -> "Gaussian":
     return ctx.shared[key]
 
 
-class Gaussian:
-    """N(μ, Σ) on flattened images, in float64 on the CPU."""
+def training_ridged_gaussian(ctx) -> RidgedGaussian:
+    """``training_gaussian`` with the ridge ``Gaussian.select_ridge`` chooses on the training images: the
+    likelihood yardstick, and the base of a tilted model (``train.objective=tilt``), which training fitted alike."""
+    key = ("ridged_gaussian", ctx.data.name, tuple(ctx.data.shape))
+    if key not in ctx.shared:
+        ctx.shared[key] = RidgedGaussian(training_gaussian(ctx), Gaussian.select_ridge(ctx.data.x_train), ctx.data.x_test.device)
+    return ctx.shared[key]
 
-    def __init__(self, mean: Tensor, cov: Tensor):
-        self.mean, self.cov = mean.double().cpu(), cov.double().cpu()  # (D,), (D, D)
 
-    @classmethod
-    def fit(cls, x: Tensor, **kwargs) -> "Gaussian":
-        """Maximum-likelihood mean and covariance of the images ``x`` (N, C, H, W)."""
-        flat = x.reshape(len(x), -1).double().cpu()
-        mu = flat.mean(0)
-        return cls(mu, (flat - mu).T @ (flat - mu) / len(flat), **kwargs)
+def density_base(ctx) -> RidgedGaussian | None:
+    """The base density of the model under evaluation when it is an exponential tilt (its record's objective is
+    ``tilt``: p(x) ∝ N(x) e^{−E(x)}), refitted to the evaluation's training images as training fitted it; None
+    for every other model (p(x) ∝ e^{−E(x)})."""
+    record = getattr(ctx.model, "record", None) or {}
+    return training_ridged_gaussian(ctx) if record.get("objective") == "tilt" else None
 
-    def log_prob(self, x: Tensor, ridge: float) -> Tensor:
-        """log N(x; μ, Σ + ridge·I) per image, (N,) float64 nats: −½ [‖L⁻¹(x − μ)‖² + log det 2π(Σ + ridge·I)]."""
-        flat = x.reshape(len(x), -1).double().cpu() - self.mean
-        d = flat.shape[1]
-        chol = torch.linalg.cholesky(self.cov + ridge * torch.eye(d, dtype=torch.float64))
-        z = torch.linalg.solve_triangular(chol, flat.T, upper=False)  # (D, N)
-        log_det = 2 * chol.diagonal().log().sum()
-        return -0.5 * (z.pow(2).sum(0) + log_det + d * math.log(2 * math.pi))
 
-    @staticmethod
-    def select_ridge(x_train: Tensor, held_out: float = 0.1, grid: tuple[float, ...] | None = None) -> float:
-        """The ridge of ``grid`` (default ``ridges(x_train)``) whose Gaussian, fitted to the first
-        (1 − ``held_out``) of ``x_train``, gives the rest the highest mean log-likelihood (a validation
-        choice: the test set is never seen)."""
-        n_fit = int(len(x_train) * (1 - held_out))
-        if n_fit < 2 or n_fit == len(x_train):
-            raise ValueError(f"select_ridge needs images on both sides of the split, got {len(x_train)} with held_out={held_out}")
-        grid = grid or ridges(x_train)
-        g = Gaussian.fit(x_train[:n_fit])
-        scores = [g.log_prob(x_train[n_fit:], r).mean().item() for r in grid]
-        return grid[max(range(len(grid)), key=scores.__getitem__)]
+__all__ = ["Gaussian", "RidgedGaussian", "density_base", "training_gaussian", "training_ridged_gaussian"]

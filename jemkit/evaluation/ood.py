@@ -2,6 +2,7 @@
 
 In-distribution is the positive class. Scores, higher = more in-distribution:
   logp     = −E(x) = T_model · logsumexp_y f(x)[y] / T_model   (log p(x) up to log Z; JEM)
+             (a tilted model, p(x) ∝ N(x) e^{−E(x)}: log N(x) − E(x), and gradnorm of that density too)
   maxprob  = max_y p(y|x)                                      (Hendrycks & Gimpel 2017)
   gradnorm = −‖∇ₓ log p(x)‖₂ = −‖∇ₓ E(x)‖₂                       (JEM's "approximate mass")
   energy   = T · logsumexp_y f(x)[y] / T                       (Liu et al. 2020, T = ``temperature``;
@@ -22,18 +23,23 @@ from ..data import ood_sets
 from ..energy import ClassifierEnergy
 from ..utils import frozen
 from .context import EvalContext
+from .gaussian import RidgedGaussian, density_base
 
 SCORES = ("logp", "maxprob", "gradnorm", "energy")
 
 
-def ood_scores(energy: ClassifierEnergy, x: Tensor, batch_size: int = 250, temperature: float = 1.0) -> dict[str, Tensor]:
-    """Every score for every row of ``x``: name → (N,) on CPU."""
+def ood_scores(energy: ClassifierEnergy, x: Tensor, batch_size: int = 250, temperature: float = 1.0,
+               base: RidgedGaussian | None = None) -> dict[str, Tensor]:
+    """Every score for every row of ``x``: name → (N,) on CPU. With ``base`` (a tilted model's Gaussian) the
+    density's own scores (logp, gradnorm) include log N(x)."""
     out: dict[str, list[Tensor]] = {k: [] for k in SCORES}
     with frozen(energy), torch.enable_grad():
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].detach().requires_grad_(True)
             logits = energy.logits(xb)
             e = energy.energy_from_logits(logits)
+            if base is not None:
+                e = e - base.log_density(xb.float())
             (g,) = torch.autograd.grad(e.sum(), xb)
             out["logp"].append((-e).detach().cpu())
             out["maxprob"].append(logits.detach().softmax(1).max(1).values.cpu())
@@ -117,10 +123,11 @@ def suite_ood(ctx: EvalContext) -> dict:
     gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
     n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
     sets = ood_sets(ctx.data, n, generator=gen, extra=ctx.ood_extra)
-    scores_in = ood_scores(ctx.energy, ctx.data.x_test[:n], temperature=ctx.ood_temperature)
+    base = density_base(ctx)
+    scores_in = ood_scores(ctx.energy, ctx.data.x_test[:n], temperature=ctx.ood_temperature, base=base)
     scores_out, result = {}, {"ood": {}, "ood_aupr": {}, "ood_fpr95": {}}
     for name, x in tqdm(sets.items(), desc=f"ood ({ctx.label})", disable=not ctx.progress, leave=False):
-        scores_out[name] = ood_scores(ctx.energy, x, temperature=ctx.ood_temperature)
+        scores_out[name] = ood_scores(ctx.energy, x, temperature=ctx.ood_temperature, base=base)
         for s in scores_in:
             m = ood_metrics(scores_in[s], scores_out[name][s])
             for key, metric in (("ood", "auroc"), ("ood_aupr", "aupr"), ("ood_fpr95", "fpr95")):

@@ -261,13 +261,16 @@ def _likelihood_text(t: dict | None) -> str:
     else:
         text = f"{short(bpd)} bits/dim" + (f" ± {short(stderr)}" if stderr is not None else "")
     text += f" · ESS {ess:.0f} of {chains:.0f} chains" if ess is not None and chains is not None else ""
+    if get_key(t, "likelihood.base") == "gaussian":
+        text += " · a tilted Gaussian, N(x) e^{−E(x)}"
     gauss = number(t, "likelihood.bpd_gaussian")
     return text + (f" · Gaussian {short(gauss)}" if gauss is not None else "")
 
 
 def judge_likelihood(m: dict, b: dict | None) -> Measured | None:
-    """It has a good likelihood: kept if the test bits/dim at the pessimistic end of the AIS sandwich (the
-    reverse estimate; the forward one when there is none) beat a Gaussian fitted to the training images."""
+    """It has a good likelihood: kept if the test bits/dim at the pessimistic end of the AIS sandwich (the larger
+    of the forward and reverse estimates; the forward one when there is no reverse) beat a Gaussian fitted to
+    the training images."""
     if number(m, "likelihood.bpd") is None:
         return None
     beats = get_key(m, "likelihood.beats_gaussian")

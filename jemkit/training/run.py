@@ -19,7 +19,7 @@ from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
 from ..objectives import LossOutput, discriminative, margins_from_energies
-from ..sampling import ReplayBuffer, draw_score_samples, fresh_chains, make_sampler, training_init
+from ..sampling import ReplayBuffer, RidgedGaussian, draw_score_samples, fresh_chains, make_sampler, training_init
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
 from .build import build_ema, build_model, build_optimizer, checkpoint_record, load_init
@@ -66,6 +66,8 @@ class Run:
         self.init = (training_init(cfg, self.data.x_train, self.data.y_train, self.data.num_classes)
                      if self.uses_buffer else None)
         self.buffer = self.new_buffer() if self.uses_buffer else None
+        # a tilted model's base: the training images' Gaussian with its validation-chosen ridge (labels unused)
+        self.base = RidgedGaussian.fit(self.data.x_train) if cfg.train.objective == "tilt" else None
         self.record = {**checkpoint_record(cfg, self.data, self.model), "world_size": self.world.size}
         self.test_loss = None
 
@@ -161,10 +163,12 @@ class Run:
         if self.world.active:  # chains on the bare module: DDP's hooks never see the input-gradient passes
             sampler = functools.partial(_on_energy, sampler, self.chain_energy)
             train = dataclasses.replace(train, sample_batch=train.sample_batch // self.world.size)  # chains per rank
+        if self.base is not None:
+            fn = functools.partial(fn, base=self.base)
         step = lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=train,
                                        generator=s.sample_gen,
                                        x_unlabeled=next(s.unlabeled)[0] if s.unlabeled is not None else None)
-        if train.objective == "jem" and (train.px_start or train.px_every > 1):
+        if train.objective in ("jem", "tilt") and (train.px_start or train.px_every > 1):
             return functools.partial(_px_scheduled, step, s, train)
         return step
 
@@ -269,7 +273,7 @@ class Run:
 
 
 def _px_scheduled(jem: Callable[..., LossOutput], state: TrainState, train, energy: ClassifierEnergy, x, y) -> LossOutput:
-    """The JEM step where the log p(x) term is due (step ≥ ``train.px_start`` and every ``train.px_every``-th step
+    """The JEM (or tilted JEM) step where the log p(x) term is due (step ≥ ``train.px_start`` and every ``train.px_every``-th step
     from there), the cross-entropy step elsewhere. Decided by the step number alone, so a resumed run repeats it."""
     step = state.step + 1
     if step >= train.px_start and (step - train.px_start) % train.px_every == 0:

@@ -9,8 +9,9 @@ from torch import Tensor
 from ..config import Config, EnergyOEConfig, ScoreConfig, TrainConfig
 from ..energy import ClassifierEnergy
 from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, energy_oe, jem_hybrid,
+                          jem_tilted,
                           joint_contrastive, ncsn_loss, sliced_score_matching)
-from ..sampling import ReplayBuffer, noise_levels
+from ..sampling import ReplayBuffer, RidgedGaussian, noise_levels
 from ..utils import frozen, make_generator
 
 
@@ -129,6 +130,29 @@ def ebm_step(
     return out
 
 
+def tilt_step(
+    energy: ClassifierEnergy,
+    x: Tensor,
+    y: Tensor,
+    *,
+    base: RidgedGaussian,
+    train: TrainConfig,
+    generator: torch.Generator | None = None,
+    x_unlabeled: Tensor | None = None,
+    sampler: Callable | None = None,
+    buffer: ReplayBuffer | None = None,
+) -> LossOutput:
+    """JEM as an exponential tilt of the training images' Gaussian (``objectives/tilt.py``): CE plus the log p(x)
+    term importance-sampled from ``train.sample_batch`` exact draws of ``base`` (a batch's worth when 0), drawn
+    by ``generator``. No chains: ``sampler`` and ``buffer`` are unused (the steps' one signature)."""
+    n = train.sample_batch or x.shape[0]
+    x_base = base.sample(n, tuple(x.shape[1:]), generator=generator)
+    if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4:
+        x_base = x_base.contiguous(memory_format=torch.channels_last)
+    return jem_tilted(energy, x, y, x_base, pyx_weight=train.pyx_weight, px_weight=train.px_weight,
+                      energy_l2=train.energy_l2, x_unlabeled=x_unlabeled)
+
+
 def draw_outliers(outliers: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
     """``n`` of the auxiliary ``outliers`` (N, C, H, W), uniformly with replacement by ``generator``."""
     return outliers[torch.randint(len(outliers), (n,), generator=generator, device=outliers.device)]
@@ -215,4 +239,4 @@ def held_out_score_loss(model, x: Tensor, objective: str, score: ScoreConfig, *,
     return total / len(x)
 
 
-STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step, "energy_oe": energy_oe_step, **SCORE_STEPS}
+STEPS = {"jem": jem_step, "ebm": ebm_step, "ce": ce_step, "energy_oe": energy_oe_step, "tilt": tilt_step, **SCORE_STEPS}
