@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..utils import closest
-from .schema import (EXTERNAL_ARCH_PREFIXES, SCORE_ARCHS, SCORE_OBJECTIVES, SHAPE_FORMAT, TOY_DATASETS,
+from .schema import (EXTERNAL_ARCH_PREFIXES, NEGATIVE_KINDS, SCORE_ARCHS, SCORE_OBJECTIVES, SHAPE_FORMAT, TOY_DATASETS,
                      USER_DATA_PREFIXES, Config, ConfigError)
 
 CHOICES = {
@@ -86,6 +86,14 @@ def _validate_px_schedule(cfg: Config) -> None:
     if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective not in ("jem", "tilt"):
         raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
                           f"set train.objective=jem (or tilt), got '{t.objective}'")
+    if t.negatives:
+        if t.objective != "ebm":
+            raise ConfigError(f"train.negatives adds negatives to the unconditional EBM's contrastive term: set "
+                              f"train.objective=ebm, got '{t.objective}'")
+        kinds = [k.strip() for k in t.negatives.split("+")]
+        if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(NEGATIVE_KINDS):
+            raise ConfigError(f"train.negatives must be kinds joined by + from {', '.join(NEGATIVE_KINDS)} (each once), "
+                              f"got '{t.negatives}'")
     if t.objective == "tilt" and t.sample_batch == 1:
         raise ConfigError("train.objective=tilt weighs its base draws against each other: train.sample_batch must be 0 or >= 2")
     if t.px_start >= t.steps and t.objective in ("jem", "tilt") and t.px_start:

@@ -16,6 +16,7 @@ from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .fashion_mnist import load_fashion_mnist
 from .mnist import load_mnist
+from .negatives import negative_augment, parse_negatives
 from .ood import ood_sets
 from .padding import pad_to_shape
 from .svhn import load_svhn

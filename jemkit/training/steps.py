@@ -11,6 +11,7 @@ from ..energy import ClassifierEnergy
 from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, energy_oe, jem_hybrid,
                           jem_tilted,
                           joint_contrastive, ncsn_loss, sliced_score_matching)
+from ..data import negative_augment, parse_negatives
 from ..sampling import ReplayBuffer, RidgedGaussian, noise_levels
 from ..utils import frozen, make_generator
 
@@ -123,9 +124,14 @@ def ebm_step(
     x_unlabeled: Tensor | None = None,
 ) -> LossOutput:
     """Unconditional EBM by maximum likelihood (IGEBM, Du & Mordatch 2019): E(x) − E(x_sampled)
-    (+ L2 energy penalty), labels unused. E(x) = −logsumexp f(x) of the same backbone."""
+    (+ L2 energy penalty), labels unused. E(x) = −logsumexp f(x) of the same backbone. With
+    ``train.negatives`` the negatives also take one negative augmentation of each image of the batch
+    (Sinha et al. 2021; ``data/negatives.py``), drawn by ``generator``."""
     chains = Chains(energy, sampler, buffer, train, generator)
-    out = contrastive_divergence(energy, x, chains.advance(x), energy_l2=train.energy_l2)
+    x_negative = chains.advance(x)
+    if train.negatives:  # negative data augmentation: one transformed copy of each image joins the chains' samples
+        x_negative = torch.cat([x_negative, negative_augment(x, parse_negatives(train.negatives), generator)])
+    out = contrastive_divergence(energy, x, x_negative, energy_l2=train.energy_l2)
     out.stats.update(chains.stats())
     return out
 

@@ -1,0 +1,60 @@
+"""Negative data augmentation (train.negatives): each kind makes what it says, and the EBM step takes them as negatives."""
+import pytest
+import torch
+
+from jemkit.config import ConfigError, load_preset
+from jemkit.data import negative_augment, parse_negatives
+from jemkit.training import train
+
+
+def images(n=6, side=6):
+    return torch.rand(n, 1, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_each_kind_transforms_every_image_as_named():
+    x = images()
+    g = lambda: torch.Generator().manual_seed(1)
+    turned = negative_augment(x, ["rotate"], g())
+    assert all(any(torch.equal(turned[i], torch.rot90(x[i], k, (1, 2))) for k in (1, 2, 3)) for i in range(len(x)))
+    assert torch.equal(negative_augment(x, ["flip"], g()), x.flip(-2))
+    swapped = negative_augment(x, ["swap"], g())
+    for i in range(len(x)):
+        assert torch.equal(swapped[i], torch.cat([x[i, :, 3:], x[i, :, :3]], 1)) or \
+            torch.equal(swapped[i], torch.cat([x[i, ..., 3:], x[i, ..., :3]], 2))
+    mixed = negative_augment(x, ["mix"], g())
+    for i in range(len(x)):  # one half kept, the other from another image of the batch (never itself)
+        top, left = torch.equal(mixed[i, :, :3], x[i, :, :3]), torch.equal(mixed[i, ..., :3], x[i, ..., :3])
+        assert top or left
+        rest = mixed[i, :, 3:] if top else mixed[i, ..., 3:]
+        others = [x[j, :, 3:] if top else x[j, ..., 3:] for j in range(len(x)) if j != i]
+        assert any(torch.equal(rest, o) for o in others)
+    # the same generator draws the same negatives; all four kinds together change every image
+    both = negative_augment(x, list(parse_negatives("rotate+flip+swap+mix")), g())
+    assert torch.equal(both, negative_augment(x, ["rotate", "flip", "swap", "mix"], g()))
+    assert (both != x).flatten(1).any(1).all()
+
+
+def test_bad_negatives_are_refused():
+    with pytest.raises(ValueError, match="kinds joined by"):
+        parse_negatives("rotate+spin")
+    with pytest.raises(ValueError, match="square"):
+        negative_augment(torch.zeros(2, 1, 4, 6), ["rotate"])
+    with pytest.raises(ValueError, match="two images"):
+        negative_augment(torch.zeros(1, 1, 4, 4), ["mix"])
+    with pytest.raises(ConfigError, match="set train.objective=ebm"):
+        load_preset("digits-jem", ["train.negatives=flip"])
+    with pytest.raises(ConfigError, match="each once"):
+        load_preset("digits-jem", ["train.objective=ebm", "train.negatives=flip+flip"])
+
+
+def test_ebm_step_contrasts_the_data_with_chains_and_negatives(tmp_path, monkeypatch):
+    sets = ["model.width=8", "optim.warmup=0", "buffer.size=100", "sampler.steps=2", "data.batch_size=16", "train.steps=3",
+            "train.log_every=1", "train.eval_every=3", "train.tensorboard=false", "train.sample_every=1000",
+            "train.objective=ebm", "train.negatives=rotate+flip+swap+mix"]
+    import jemkit.training.steps as steps
+
+    seen, original = [], steps.contrastive_divergence
+    monkeypatch.setattr(steps, "contrastive_divergence",
+                        lambda energy, x, neg, **kw: seen.append((len(x), len(neg))) or original(energy, x, neg, **kw))
+    train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
+    assert seen == [(16, 32)] * 3  # 16 chains' samples and 16 negatives per batch of 16
