@@ -41,8 +41,8 @@ def test_bad_negatives_are_refused():
         negative_augment(torch.zeros(2, 1, 4, 6), ["rotate"])
     with pytest.raises(ValueError, match="two images"):
         negative_augment(torch.zeros(1, 1, 4, 4), ["mix"])
-    with pytest.raises(ConfigError, match="set train.objective=ebm"):
-        load_preset("digits-jem", ["train.negatives=flip"])
+    with pytest.raises(ConfigError, match="set train.objective=ebm or jem"):
+        load_preset("digits-jem", ["train.objective=ce", "train.negatives=flip"])
     with pytest.raises(ConfigError, match="each once"):
         load_preset("digits-jem", ["train.objective=ebm", "train.negatives=flip+flip"])
 
@@ -58,3 +58,17 @@ def test_ebm_step_contrasts_the_data_with_chains_and_negatives(tmp_path, monkeyp
                         lambda energy, x, neg, **kw: seen.append((len(x), len(neg))) or original(energy, x, neg, **kw))
     train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
     assert seen == [(16, 32)] * 3  # 16 chains' samples and 16 negatives per batch of 16
+
+
+def test_jem_step_takes_negatives_of_its_log_px_batch(tmp_path, monkeypatch):
+    """Semi-supervised JEM: the negatives are made from the unlabeled batch that feeds log p(x)."""
+    import jemkit.training.steps as steps
+
+    seen, original = [], steps.jem_hybrid
+    monkeypatch.setattr(steps, "jem_hybrid",
+                        lambda energy, x, y, x_sampled, **kw: seen.append(len(x_sampled)) or original(energy, x, y, x_sampled, **kw))
+    sets = ["model.width=8", "optim.warmup=0", "buffer.size=100", "sampler.steps=2", "data.batch_size=16", "train.steps=2",
+            "train.sample_batch=16", "train.eval_every=2", "train.tensorboard=false", "train.sample_every=1000",
+            "data.labels_per_class=5", "train.negatives=flip"]
+    train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
+    assert seen == [32, 32]

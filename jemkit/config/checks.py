@@ -87,9 +87,9 @@ def _validate_px_schedule(cfg: Config) -> None:
         raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
                           f"set train.objective=jem (or tilt), got '{t.objective}'")
     if t.negatives:
-        if t.objective != "ebm":
-            raise ConfigError(f"train.negatives adds negatives to the unconditional EBM's contrastive term: set "
-                              f"train.objective=ebm, got '{t.objective}'")
+        if t.objective not in ("ebm", "jem"):
+            raise ConfigError(f"train.negatives adds negatives to the log p(x) term's contrast: set "
+                              f"train.objective=ebm or jem, got '{t.objective}'")
         kinds = [k.strip() for k in t.negatives.split("+")]
         if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(NEGATIVE_KINDS):
             raise ConfigError(f"train.negatives must be kinds joined by + from {', '.join(NEGATIVE_KINDS)} (each once), "

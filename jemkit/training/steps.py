@@ -93,11 +93,15 @@ def jem_step(
     JEM's log p(x, y) term with chains conditioned on the batch's own labels. With ``outliers``
     (config ``data.outliers``) the loss adds the energy-bounded outlier term with ``oe``'s weight and
     margins on as many outliers as labelled images (drawn as ``energy_oe_step`` draws them); with
-    ``train.px_every`` > 1 it rides with the log p(x) term, on the steps where that runs.
+    ``train.px_every`` > 1 it rides with the log p(x) term, on the steps where that runs. With
+    ``train.negatives`` one negative augmentation of each image of the log p(x) batch (the unlabeled one in
+    semi-supervised training) joins the chains' samples (``data/negatives.py``).
     """
     chains = Chains(energy, sampler, buffer, train, generator)
     x_px = x if x_unlabeled is None else x_unlabeled
     x_sampled = chains.advance(x_px)
+    if train.negatives:  # negative data augmentation of the log p(x) batch joins the chains' samples
+        x_sampled = torch.cat([x_sampled, negative_augment(x_px, parse_negatives(train.negatives), generator)])
     hinge = {}
     if outliers is not None:
         hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
