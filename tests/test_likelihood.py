@@ -119,6 +119,8 @@ def test_ridged_gaussian_draws_its_density_and_whitens_it():
     g = RidgedGaussian(Gaussian.fit(x.view(-1, 1, 1, 3)), 0.05)
     draws = g.sample(20000, (1, 1, 3), generator=torch.Generator().manual_seed(1)).view(-1, 3).double()
     assert draws.dtype == torch.float64 and torch.allclose(draws.mean(0), g.gaussian.mean, atol=0.03)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 training step draws float32 samples all the same
+        assert g.sample(4, (1, 1, 3)).dtype == torch.float32
     assert torch.allclose(torch.cov(draws.T), g.gaussian.cov + 0.05 * torch.eye(3, dtype=torch.float64), atol=0.03)
     # the float density (differentiable, on the device) is the float64 one; whitened, the base is N(0, I)
     assert torch.allclose(g.log_density(x[:5].float()).double(), g.log_prob(x[:5].view(-1, 1, 1, 3)), atol=1e-4)

@@ -90,9 +90,11 @@ class RidgedGaussian:
 
     def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float32) -> Tensor:
-        """``n`` draws of shape (n, *shape), on this Gaussian's device, not clipped (the base lives on R^D)."""
+        """``n`` draws of shape (n, *shape), on this Gaussian's device, not clipped (the base lives on R^D); computed
+        in ``dtype`` even inside a bf16 autocast region (a training step's), so the draws are the base's own."""
         z = torch.randn((n, self.dim), generator=generator, device=self.mean.device, dtype=dtype)
-        return self.to_data(z).view(n, *shape)
+        with torch.autocast(self.mean.device.type, enabled=False):
+            return self.to_data(z).view(n, *shape)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log N(x; μ, Σ + ridge·I) per image, (N,) float64 nats, on the CPU (the likelihood suite's precision)."""
