@@ -229,3 +229,7 @@ def test_suite_likelihood_of_a_tilted_gaussian(digits, tmp_path):
     # an untilted model with the same energy is a density on the box: another base, another log Z
     plain = suite_likelihood(make_ctx(linear_logit_model(0.0, c), digits, tmp_path))["likelihood"]
     assert plain["base"] == "uniform" and plain["bpd"] == pytest.approx(1.0, abs=1e-5)
+    # its base is its own training images' Gaussian: another dataset's is refused
+    zero.record = {"objective": "tilt", "dataset": "fashion-mnist"}
+    with pytest.raises(ValueError, match="evaluate it on fashion-mnist"):
+        suite_likelihood(make_ctx(zero, digits, tmp_path))

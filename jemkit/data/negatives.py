@@ -63,9 +63,11 @@ def negative_augment(x: Tensor, kinds: list[str], generator: torch.Generator | N
         if len(idx) == 0:
             continue
         xs = x[idx]
-        if name == "rotate":
-            t = turns[idx]
-            made = torch.stack([torch.rot90(xs[j], int(t[j]), (1, 2)) for j in range(len(xs))])
+        if name == "rotate":  # one rot90 call per angle, not per image
+            made = xs.clone()
+            for k in (1, 2, 3):
+                by_k = turns[idx] == k
+                made[by_k] = torch.rot90(xs[by_k], k, (2, 3))
         elif name == "flip":
             made = xs.flip(-2)
         elif name == "swap":

@@ -27,7 +27,13 @@ def density_base(ctx) -> RidgedGaussian | None:
     ``tilt``: p(x) ∝ N(x) e^{−E(x)}), refitted to the evaluation's training images as training fitted it; None
     for every other model (p(x) ∝ e^{−E(x)})."""
     record = getattr(ctx.model, "record", None) or {}
-    return training_ridged_gaussian(ctx) if record.get("objective") == "tilt" else None
+    if record.get("objective") != "tilt":
+        return None
+    trained_on = record.get("dataset")
+    if trained_on is not None and trained_on != ctx.data.name:
+        raise ValueError(f"this model is a tilt of the Gaussian of its training images ({trained_on}); its density is "
+                         f"not defined on {ctx.data.name}'s Gaussian: evaluate it on {trained_on}")
+    return training_ridged_gaussian(ctx)
 
 
 __all__ = ["Gaussian", "RidgedGaussian", "density_base", "training_gaussian", "training_ridged_gaussian"]

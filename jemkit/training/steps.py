@@ -157,7 +157,7 @@ def tilt_step(
     by ``generator``. No chains: ``sampler`` and ``buffer`` are unused (the steps' one signature)."""
     n = train.sample_batch or x.shape[0]
     x_base = base.sample(n, tuple(x.shape[1:]), generator=generator)
-    if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         x_base = x_base.contiguous(memory_format=torch.channels_last)
     return jem_tilted(energy, x, y, x_base, pyx_weight=train.pyx_weight, px_weight=train.px_weight,
                       energy_l2=train.energy_l2, x_unlabeled=x_unlabeled)
