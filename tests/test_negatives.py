@@ -28,6 +28,12 @@ def test_each_kind_transforms_every_image_as_named():
         rest = mixed[i, :, 3:] if top else mixed[i, ..., 3:]
         others = [x[j, :, 3:] if top else x[j, ..., 3:] for j in range(len(x)) if j != i]
         assert any(torch.equal(rest, o) for o in others)
+    jig = negative_augment(x, ["jigsaw"], g())
+    for i in range(len(x)):  # the same four quadrants, not in their own order
+        quads = lambda im: [im[:, :3, :3], im[:, :3, 3:], im[:, 3:, :3], im[:, 3:, 3:]]
+        got, own = quads(jig[i]), quads(x[i])
+        assert sorted(next(k for k in range(4) if torch.equal(q, own[k])) for q in got) == [0, 1, 2, 3]
+        assert not torch.equal(jig[i], x[i])
     # the same generator draws the same negatives; all four kinds together change every image
     both = negative_augment(x, list(parse_negatives("rotate+flip+swap+mix")), g())
     assert torch.equal(both, negative_augment(x, ["rotate", "flip", "swap", "mix"], g()))
@@ -41,6 +47,8 @@ def test_bad_negatives_are_refused():
         negative_augment(torch.zeros(2, 1, 4, 6), ["rotate"])
     with pytest.raises(ValueError, match="two images"):
         negative_augment(torch.zeros(1, 1, 4, 4), ["mix"])
+    with pytest.raises(ValueError, match="even image sizes"):
+        negative_augment(torch.zeros(2, 1, 5, 4), ["jigsaw"])
     with pytest.raises(ConfigError, match="set train.objective=ebm or jem"):
         load_preset("digits-jem", ["train.objective=ce", "train.negatives=flip"])
     with pytest.raises(ConfigError, match="each once"):

@@ -5,7 +5,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 SCORE_OBJECTIVES = ("dsm", "ssm", "ncsn")
-NEGATIVE_KINDS = ("rotate", "flip", "swap", "mix")  # train.negatives (jemkit/data/negatives.py)  # score-only models: no labels, no buffer, no classifier
+NEGATIVE_KINDS = ("rotate", "flip", "swap", "mix", "jigsaw")  # train.negatives (jemkit/data/negatives.py)  # score-only models: no labels, no buffer, no classifier
 SCORE_ARCHS = ("score_mlp", "score_cnn")  # noise-conditional score networks s(x, σ)
 TOY_DATASETS = ("8gaussians", "rings", "moons")  # 2-D points (N, 2), jemkit/data/toys.py
 USER_DATA_PREFIXES = ("npz:", "imagefolder:")  # data.name of a user's own dataset (jemkit/data/user.py)
@@ -88,7 +88,7 @@ class TrainConfig:
     px_weight: float = 1.0
     pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
-    negatives: str = ""  # objectives ebm and jem: extra negatives of the contrastive term made from each batch (negative data augmentation, Sinha et al. 2021): kinds joined by + from rotate, flip, swap, mix (jemkit/data/negatives.py)
+    negatives: str = ""  # objectives ebm and jem: extra negatives of the contrastive term made from each batch (negative data augmentation, Sinha et al. 2021): kinds joined by + from rotate, flip, swap, mix, jigsaw (jemkit/data/negatives.py)
     sample_input_noise: float = 0.0  # σ of N(0, σ²) added to chain samples in the loss (match data.input_noise; the buffer keeps clean chains)
     sample_batch: int = 0  # chains advanced per step for the log p(x) term (tilt: draws of the Gaussian) (0, or data.batch_size and above: one per image; global under torchrun, like the batch)
     px_start: int = 0  # the log p(x) term and its chains start at this step; before it the step is cross-entropy only (a classifier warm start)
