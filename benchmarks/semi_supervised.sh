@@ -6,20 +6,21 @@
 # test accuracy, mean ± std over seeds, and the JEM's difference from the baseline.
 # "Best" is the best of the evaluations every EVAL_EVERY steps ("each model at its own best number of steps"):
 # the baseline fits its few labels within 2,000 steps and then stays flat, the JEM's test accuracy still rises
-# at 4,000 (its unlabeled log p(x) term keeps teaching it), hence the default 4,000 vs 8,000 steps.
-# The JEM's chains start from one Gaussian fitted to all training images (buffer.init=gaussian, labels unused):
-# the preset's class Gaussians would be fitted to the N labelled images per class only.
+# at 8,000 (its unlabeled log p(x) term keeps teaching it), hence the default 4,000 vs 16,000 steps.
+# The JEM is fmnist-jem-ssl (width 32, negative augmentation), the baseline fmnist-baseline at the same width
+# (BASE_FLAGS). The JEM's chains start from one Gaussian fitted to all training images (buffer.init=gaussian,
+# labels unused): class Gaussians would be fitted to the N labelled images per class only.
 #
 # usage: benchmarks/semi_supervised.sh OUT [SEEDS=3]
-#   env: LABELS ("10 100"), BASE_STEPS (4000), JEM_STEPS (8000), EVAL_EVERY (250), JEM_PRESET (fmnist-jem-fast),
+#   env: LABELS ("10 100"), BASE_STEPS (4000), JEM_STEPS (16000), EVAL_EVERY (250), JEM_PRESET (fmnist-jem-ssl),
 #        JEM_INIT (gaussian; or class_gaussian, uniform),
-#        BASE_PRESET (fmnist-baseline), JEM_FLAGS / BASE_FLAGS (extra `--set` flags),
-#        QUICK=1 (a few steps each: a dry run of the script)
+#        BASE_PRESET (fmnist-baseline), BASE_FLAGS ("--set model.width=32": the JEM's backbone),
+#        JEM_FLAGS (extra `--set` flags), QUICK=1 (a few steps each: a dry run of the script)
 # Runs one training at a time; finished runs (a metrics.csv that reached their steps) are kept, so it resumes.
 set -euo pipefail
 OUT=${1:?usage: benchmarks/semi_supervised.sh OUT [SEEDS]}; SEEDS=${2:-3}
-LABELS=${LABELS:-10 100}; BASE_STEPS=${BASE_STEPS:-4000}; JEM_STEPS=${JEM_STEPS:-8000}; EVAL_EVERY=${EVAL_EVERY:-250}
-JEM_PRESET=${JEM_PRESET:-fmnist-jem-fast}; BASE_PRESET=${BASE_PRESET:-fmnist-baseline}; JEM_INIT=${JEM_INIT:-gaussian}
+LABELS=${LABELS:-10 100}; BASE_STEPS=${BASE_STEPS:-4000}; JEM_STEPS=${JEM_STEPS:-16000}; EVAL_EVERY=${EVAL_EVERY:-250}
+JEM_PRESET=${JEM_PRESET:-fmnist-jem-ssl}; BASE_PRESET=${BASE_PRESET:-fmnist-baseline}; JEM_INIT=${JEM_INIT:-gaussian}
 QUICK_FLAGS=()
 if [ "${QUICK:-0}" = 1 ]; then
   BASE_STEPS=20; JEM_STEPS=20; EVAL_EVERY=10
@@ -30,7 +31,7 @@ for n in $LABELS; do
   for seed in $(seq 0 $((SEEDS - 1))); do
     for which in base jem; do
       case $which in
-        base) preset=$BASE_PRESET; flags=${BASE_FLAGS:-}; STEPS=$BASE_STEPS ;;
+        base) preset=$BASE_PRESET; flags=${BASE_FLAGS---set model.width=32}; STEPS=$BASE_STEPS ;;
         jem) preset=$JEM_PRESET; flags="--set buffer.init=$JEM_INIT ${JEM_FLAGS:-}"; STEPS=$JEM_STEPS ;;
       esac
       dir="$OUT/n${n}/${which}_s$seed"
