@@ -232,7 +232,7 @@ def _eval_args(e: argparse.ArgumentParser) -> None:
                    help="skip Inception FID even when its weights are installed (it costs ~0.1 s per image on a CPU)")
     e.add_argument("--fid-reference", help="classifier checkpoint whose features define feature FID (default: the baseline)")
     e.add_argument("--n-ood", type=int, default=1000, help="examples per OOD set (default 1000)")
-    e.add_argument("--sample-steps", type=int, default=None, help="SGLD steps for sample grids (default: the training sampler's)")
+    e.add_argument("--sample-steps", type=int, default=None, help="SGLD steps of the samples suite's fresh chains (default: the checkpoint's sampler.fresh_steps, else the training sampler's)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
@@ -261,7 +261,7 @@ def _sample_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("checkpoint")
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--class", dest="cls", type=int, default=None, help="sample class C (E(x, y=C) = -f(x)[C])")
-    s.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training sampler's)")
+    s.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's sampler.fresh_steps, else the training sampler's)")
     s.add_argument("--init", default=None, choices=["uniform", "gaussian", "class_gaussian", "data", "buffer"],
                    help="where chains start (default: where the checkpoint's training chains started): U(-1, 1), "
                         "one Gaussian or class Gaussians fitted to the training set, held-out test images (of --class), or the saved "

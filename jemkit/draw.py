@@ -1,6 +1,6 @@
 """``jemkit sample``: draw samples of a checkpoint into a picture.
 
-Classifiers: fresh chains of the checkpoint's training sampler from its training init (U(−1, 1), or
+Classifiers: fresh chains of the checkpoint's training sampler (``sampler.fresh_steps`` long when its config sets it) from its training init (U(−1, 1), or
 the one or the class Gaussians refitted to its training set), as the ``samples`` suite runs them, optionally
 class-conditional on E(x, y) = −f(x)[y]. ``init`` starts them elsewhere: ``uniform``, ``gaussian``, ``class_gaussian``,
 ``data`` (held-out test images, of the class when one is asked) or ``buffer`` (entries of the checkpoint's
@@ -19,8 +19,8 @@ from .data import dataset_of
 from .data.toys import energy_distance
 from .energy import ClassifierEnergy
 from .images import save_grid, save_samples
-from .sampling import (build_init, draw_score_samples, fresh_chains, init_from_record, make_sampler, noise_levels,
-                       sampler_config)
+from .sampling import (build_init, draw_score_samples, fresh_chains, fresh_sampler_config, init_from_record, make_sampler,
+                       noise_levels)
 from .utils import closest, make_generator
 
 INITS = ("uniform", "gaussian", "class_gaussian", "data", "buffer")  # where ``jemkit sample --init`` starts chains
@@ -54,11 +54,11 @@ def draw_classifier(checkpoint, out, n: int, *, cls: int | None, steps: int | No
 
 def classifier_samples(model, n: int, *, y: torch.Tensor | None = None, steps: int | None = None,
                        generator: torch.Generator | None = None, init: str | None = None) -> tuple[torch.Tensor, str]:
-    """``n`` fresh chains of a loaded classifier's training sampler (``steps`` overrides its length) from its
+    """``n`` fresh chains of a loaded classifier's training sampler (``steps`` overrides its length, ``fresh_sampler_config``) from its
     training init (or ``init``, one of ``INITS``), class-conditional with ``y``; the samples (n, C, H, W) and a
     phrase saying how they were drawn."""
     device = next(model.parameters()).device
-    cfg = sampler_config(model.record, steps=steps)
+    cfg = fresh_sampler_config(model.record, steps=steps)
     start, where = _init_of(model, device, init)
     x = fresh_chains(ClassifierEnergy(model, model.record.get("temperature", 1.0)), make_sampler(cfg), n,
                      model.input_shape, y=y, init=start, generator=generator, device=device)

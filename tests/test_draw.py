@@ -7,6 +7,7 @@ from jemkit.cli import main
 from jemkit.config import load_preset
 from jemkit.data import load_dataset
 from jemkit.draw import classifier_samples
+from jemkit.sampling import fresh_sampler_config
 from jemkit.training import train
 
 TINY = ["train.steps=2", "model.width=4", "buffer.size=100", "sampler.steps=2", "train.tensorboard=false"]
@@ -74,3 +75,20 @@ def test_init_errors_are_one_line(runs, tmp_path, capsys):
     assert "invalid choice: 'buffers'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown --init 'gaus'"):
         jemkit.draw.draw(runs / "uniform", out, 4, init="gaus")
+
+
+def test_fresh_chains_run_the_configs_fresh_steps_unless_told(runs):
+    """sampler.fresh_steps sets the length of fresh chains (jemkit sample, samples suite); --steps overrides it;
+    0 keeps the training sampler's steps."""
+    model = jemkit.load(runs / "uniform")
+    assert fresh_sampler_config(model.record).steps == 2  # fresh_steps 0: the training steps
+    model.record["config"]["sampler"]["fresh_steps"] = 7
+    assert fresh_sampler_config(model.record).steps == 7
+    assert fresh_sampler_config(model.record, steps=3).steps == 3
+    _, how = classifier_samples(model, 4, generator=torch.Generator().manual_seed(0))
+    assert "7 sgld steps" in how
+
+
+def test_fresh_steps_must_not_be_negative():
+    with pytest.raises(ValueError, match="fresh_steps"):
+        load_preset("digits-jem", ["sampler.fresh_steps=-1"])

@@ -25,7 +25,7 @@ POSITIVE = ["score.sigma_min", "score.num_sigmas", "score.n_projections", "score
 NON_NEGATIVE = ["data.input_noise", "sampler.steps", "sampler.step_size", "sampler.noise", "optim.lr",
                 "optim.weight_decay", "optim.momentum", "optim.warmup", "optim.decay", "train.checkpoint_every",
                 "train.seed", "data.labels_per_class", "guard.max_recoveries", "sampler.grad_clip", "train.pxy_weight", "guard.extra_sgld_steps",
-                "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip",
+                "train.pyx_weight", "train.px_weight", "train.energy_l2", "train.sample_input_noise", "optim.grad_clip", "sampler.fresh_steps",
                 "score.sampler_steps", "oe.weight", "train.sample_batch", "train.px_start", "train.eval_samples"]
 UNIT_INTERVAL = ["buffer.reinit", "guard.acc_drop"]
 

@@ -57,6 +57,7 @@ class SamplerConfig:
     bf16: bool = False  # sgld/langevin: energy passes under bfloat16 autocast (chains stay float32)
     compile: bool = False  # sgld/langevin: torch.compile the energy-gradient step (eager fallback, one warning)
     cuda_graph: bool = False  # sgld/langevin on CUDA: replay one captured step per SGLD step (refused on CPU)
+    fresh_steps: int = 0  # length of fresh chains from the training init in `jemkit sample` and the samples suite (0 = steps); a PCD model's chains may need many more steps than one update runs
 
 
 @dataclass

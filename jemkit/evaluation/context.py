@@ -25,7 +25,7 @@ class EvalContext:
     label: str  # "model" or "baseline"
     seed: int = 0
     n_ood: int = 1000
-    sample_steps: int | None = None  # None: the checkpoint's training sampler steps
+    sample_steps: int | None = None  # fresh chains of the samples suite; None: the checkpoint's sampler.fresh_steps, else its training steps
     ece_bins: int = 20
     ood_temperature: float = 1.0  # T of the OOD "energy" score (Liu et al. 2020)
     quick: bool = False  # small versions of every suite (tests, smoke runs)

@@ -3,7 +3,8 @@ and the FIDs of the unconditional samples against the test set (``sample_quality
 
 Fresh chains start where the model's training chains started (``buffer.init`` of its config: U(−1, 1),
 or JEM++'s class Gaussians fitted again to the training set), so a model trained with short chains
-from an informative init is sampled the way it was trained. FID: Heusel et al. (2017), see ``fid``.
+from an informative init is sampled the way it was trained, for ``sampler.fresh_steps`` of its config when set
+(a persistent-chain model's fresh chains may need many more steps than one update runs), else its training steps. FID: Heusel et al. (2017), see ``fid``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_buffer
 from ..images import save_grid
 from ..model import predict_logits
-from ..sampling import fresh_chains, init_from_record, make_sampler, sampler_config
+from ..sampling import fresh_chains, fresh_sampler_config, init_from_record, make_sampler
 from .context import EvalContext
 from .fid import ClassifierFeatures, extract_features, frechet_distance
 
@@ -68,7 +69,7 @@ def suite_samples(ctx: EvalContext) -> dict:
 
     The FID extractors are ``ctx.shared["inception"]`` and ``ctx.shared["feature"]`` (None: not computed).
     """
-    cfg = sampler_config(ctx.model.record, steps=ctx.sample_steps)
+    cfg = fresh_sampler_config(ctx.model.record, steps=ctx.sample_steps)
     sampler = make_sampler(cfg)
     init = init_from_record(ctx.model.record, ctx.data.x_train, ctx.data.y_train)
     result = {"steps": cfg.steps, "init": ctx.model.record["config"]["buffer"]["init"],

@@ -47,6 +47,13 @@ def sampler_config(record: dict, **overrides) -> SamplerConfig:
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def fresh_sampler_config(record: dict, steps: int | None = None) -> SamplerConfig:
+    """The training sampler of a checkpoint record run for fresh chains: ``steps`` when given, else the config's
+    ``sampler.fresh_steps``, else its training ``sampler.steps``."""
+    cfg = sampler_config(record)
+    return dataclasses.replace(cfg, steps=steps if steps is not None else (cfg.fresh_steps or cfg.steps))
+
+
 def sampler_from_record(record: dict, **overrides) -> Callable:
     """``make_sampler`` of a checkpoint's training sampler (``sampler_config``)."""
     return make_sampler(sampler_config(record, **overrides))
