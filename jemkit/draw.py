@@ -1,8 +1,8 @@
 """``jemkit sample``: draw samples of a checkpoint into a picture.
 
-Classifiers: fresh chains of the checkpoint's training sampler (``sampler.fresh_steps`` long when its config sets it) from its training init (U(−1, 1), or
-the one or the class Gaussians refitted to its training set), as the ``samples`` suite runs them, optionally
-class-conditional on E(x, y) = −f(x)[y]. ``init`` starts them elsewhere: ``uniform``, ``gaussian``, ``class_gaussian``,
+Classifiers: fresh chains of the checkpoint's training sampler (``sampler.fresh_steps`` long when its config
+sets it) from its training init (U(−1, 1), or the one or the class Gaussians refitted to its training set), as
+the ``samples`` suite runs them, optionally class-conditional on E(x, y) = −f(x)[y]. ``init`` starts them elsewhere: ``uniform``, ``gaussian``, ``class_gaussian``,
 ``data`` (held-out test images, of the class when one is asked) or ``buffer`` (entries of the checkpoint's
 saved replay buffer: the chains training left behind). Score models: annealed Langevin from U(−1, 1); 2-D points
 are drawn over the held-out data and scored by their energy distance to it.
@@ -54,9 +54,9 @@ def draw_classifier(checkpoint, out, n: int, *, cls: int | None, steps: int | No
 
 def classifier_samples(model, n: int, *, y: torch.Tensor | None = None, steps: int | None = None,
                        generator: torch.Generator | None = None, init: str | None = None) -> tuple[torch.Tensor, str]:
-    """``n`` fresh chains of a loaded classifier's training sampler (``steps`` overrides its length, ``fresh_sampler_config``) from its
-    training init (or ``init``, one of ``INITS``), class-conditional with ``y``; the samples (n, C, H, W) and a
-    phrase saying how they were drawn."""
+    """``n`` fresh chains of a loaded classifier's training sampler (its length: ``steps``, else
+    ``fresh_sampler_config``'s) from its training init (or ``init``, one of ``INITS``), class-conditional with
+    ``y``; the samples (n, C, H, W) and a phrase saying how they were drawn."""
     device = next(model.parameters()).device
     cfg = fresh_sampler_config(model.record, steps=steps)
     start, where = _init_of(model, device, init)

@@ -3,8 +3,9 @@ and the FIDs of the unconditional samples against the test set (``sample_quality
 
 Fresh chains start where the model's training chains started (``buffer.init`` of its config: U(−1, 1),
 or JEM++'s class Gaussians fitted again to the training set), so a model trained with short chains
-from an informative init is sampled the way it was trained, for ``sampler.fresh_steps`` of its config when set
-(a persistent-chain model's fresh chains may need many more steps than one update runs), else its training steps. FID: Heusel et al. (2017), see ``fid``.
+from an informative init is sampled the way it was trained; they run ``sampler.fresh_steps`` of its config when
+set (a persistent-chain model's fresh chains may need many more steps than one update runs), else its training
+steps. FID: Heusel et al. (2017), see ``fid``.
 """
 from __future__ import annotations
 
