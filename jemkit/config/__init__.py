@@ -6,11 +6,11 @@ from .checks import CHOICES, get_dotted, validate
 from .overrides import REMOVED_KEYS, apply_overrides, config_from_dict
 from .presets import load_config, load_preset, preset_description, preset_names, save_config
 from .schema import (EXTERNAL_ARCH_PREFIXES, SCORE_ARCHS, SCORE_OBJECTIVES, SHAPE_FORMAT, TOY_DATASETS,
-                     USER_DATA_PREFIXES, BufferConfig, Config, ConfigError, DataConfig, EnergyOEConfig, GuardConfig,
+                     USER_DATA_PREFIXES, AdversarialConfig, BufferConfig, Config, ConfigError, DataConfig, EnergyOEConfig, GuardConfig,
                      ModelConfig, OptimConfig, SamplerConfig, ScoreConfig, TrainConfig)
 
 __all__ = ["CHOICES", "EXTERNAL_ARCH_PREFIXES", "REMOVED_KEYS", "SCORE_ARCHS", "SCORE_OBJECTIVES", "SHAPE_FORMAT",
-           "TOY_DATASETS", "USER_DATA_PREFIXES", "BufferConfig", "Config", "ConfigError", "DataConfig",
+           "TOY_DATASETS", "USER_DATA_PREFIXES", "AdversarialConfig", "BufferConfig", "Config", "ConfigError", "DataConfig",
            "EnergyOEConfig", "GuardConfig", "ModelConfig", "OptimConfig", "SamplerConfig", "ScoreConfig", "TrainConfig",
            "apply_overrides", "config_from_dict", "get_dotted", "load_config", "load_preset", "preset_description",
            "preset_names", "save_config", "validate"]

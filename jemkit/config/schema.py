@@ -153,6 +153,17 @@ class EnergyOEConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """Adversarial training of the cross-entropy term, objectives ce and jem: PGD L∞ from a random start
+    (Madry et al. 2018; one step: Wong et al. 2020's fast FGSM) on every labelled batch (jemkit/objectives/adversarial.py)."""
+
+    eps: float = 0.0  # radius in [0, 1] pixel units, as the robustness suite's ε (model inputs read [−1, 1]: 2ε there); 0 = off
+    steps: int = 1  # gradient-sign steps per batch (each one forward and backward of the batch)
+    step_size: float = 0.0  # in [0, 1] pixel units; 0: 1.25·eps for one step, 2.5·eps/steps for more
+    clean_weight: float = 0.0  # the cross-entropy is (1 − w)·CE(adversarial) + w·CE(clean)
+
+
+@dataclass
 class Config:
     preset: str = "custom"
     data: DataConfig = field(default_factory=DataConfig)
@@ -164,6 +175,7 @@ class Config:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     oe: EnergyOEConfig = field(default_factory=EnergyOEConfig)
+    adv: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,11 +22,33 @@ from .energy_oe import energy_hinges
 from .output import LossOutput, classification_stats
 
 
-def discriminative(energy: ClassifierEnergy, x: Tensor, y: Tensor) -> LossOutput:
-    """The baseline: cross-entropy only, −log p(y|x) with p(y|x) = softmax f(x)."""
-    logits = energy.logits(x)
-    ce = F.cross_entropy(logits, y)
-    return LossOutput(ce, classification_stats(logits, y, ce))
+def discriminative(energy: ClassifierEnergy, x: Tensor, y: Tensor, *, x_adv: Tensor | None = None,
+                   clean_weight: float = 0.0) -> LossOutput:
+    """The baseline: cross-entropy only, −log p(y|x) with p(y|x) = softmax f(x). With adversarial images
+    ``x_adv`` of the batch (adversarial training, ``adversarial.py``) the cross-entropy is theirs, mixed with the
+    clean batch's by ``clean_weight`` (the clean forward runs only when that is > 0)."""
+    if x_adv is None:
+        logits = energy.logits(x)
+        ce = F.cross_entropy(logits, y)
+        return LossOutput(ce, classification_stats(logits, y, ce))
+    logits = energy.logits(x) if clean_weight > 0 else None
+    ce, stats = adversarial_ce(energy, x_adv, y, logits, clean_weight)
+    return LossOutput(ce, stats)
+
+
+def adversarial_ce(energy: ClassifierEnergy, x_adv: Tensor, y: Tensor, clean_logits: Tensor | None,
+                   clean_weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """(1 − w)·CE(f(x_adv), y) + w·CE(f(x), y) (w = ``clean_weight``; Goodfellow et al. 2015 mix the two,
+    Madry et al. 2018 take w = 0) and its statistics: ``ce`` and ``acc`` of the adversarial batch, ``clean_acc``
+    when the clean logits are given."""
+    logits_adv = energy.logits(x_adv)
+    ce = F.cross_entropy(logits_adv, y)
+    stats = classification_stats(logits_adv, y, ce)
+    if clean_logits is not None:
+        stats["clean_acc"] = (clean_logits.argmax(1) == y).float().mean().detach()
+        if clean_weight > 0:
+            ce = (1 - clean_weight) * ce + clean_weight * F.cross_entropy(clean_logits, y)
+    return ce, stats
 
 
 def jem_hybrid(
@@ -43,21 +65,27 @@ def jem_hybrid(
     oe_weight: float = 0.1,
     m_in: float = -25.0,
     m_out: float = -7.0,
+    x_adv: Tensor | None = None,
+    clean_weight: float = 0.0,
 ) -> LossOutput:
     """JEM: w_y·CE(f(x), y) + w_x·[E(x) − E(x_sampled)] (+ energy_l2·[E(x)² + E(x_sampled)²]),
     plus ``oe_weight``·(hinge_in + hinge_out) on the labelled batch and the outliers ``x_out`` when given.
 
     One forward pass of the labelled batch serves both the CE term and E(x_data) (and the in-distribution
     hinge). In semi-supervised training, E(x_data) is taken on ``x_unlabeled`` instead (JEM §3: unlabelled
-    images still train log p(x)).
+    images still train log p(x)). With adversarial images ``x_adv`` of the batch the CE term is
+    ``adversarial_ce`` (adversarial training of p(y|x)); log p(x) still sees the clean images.
     """
     logits = energy.logits(x)  # (B, K)
-    ce = F.cross_entropy(logits, y)
+    if x_adv is None:
+        ce = F.cross_entropy(logits, y)
+        stats = classification_stats(logits, y, ce)
+    else:
+        ce, stats = adversarial_ce(energy, x_adv, y, logits, clean_weight)
     e_data = energy.energy_from_logits(logits) if x_unlabeled is None else energy(x_unlabeled)  # (B,)
     e_sample = energy(x_sampled)  # (B',)
     px, gap = contrastive_term(e_data, e_sample, energy_l2)
     loss = pyx_weight * ce + px_weight * px
-    stats = classification_stats(logits, y, ce)
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())
     if x_out is not None:
         if m_in >= m_out:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import Tensor
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from ..checkpoint import buffer_path, load_training_state, prune_checkpoints, read_record, save_checkpoint, save_shard
@@ -18,7 +19,7 @@ from ..data import BatchStream, dataset_from_config, labelled_subset, load_ood_s
 from ..energy import ClassifierEnergy
 from ..images import save_samples
 from ..model import predict_logits
-from ..objectives import LossOutput, discriminative, margins_from_energies
+from ..objectives import LossOutput, discriminative, margins_from_energies, pgd_linf
 from ..sampling import ReplayBuffer, RidgedGaussian, draw_score_samples, fresh_chains, make_sampler, training_init
 from ..utils import make_generator, resolve_device, seed_everything
 from . import distributed
@@ -150,6 +151,16 @@ class Run:
 
     def step_fn(self) -> Callable[..., LossOutput]:
         """This run's training step ``fn(energy, x, y) -> LossOutput`` (SGLD steps as the guard has them now)."""
+        step = self.loss_step()
+        adv = self.cfg.adv
+        if adv.eps > 0:  # adversarial training: the batch's PGD images, from the bare module like the chains
+            attack = lambda x, y: pgd_linf(self.chain_energy, x, y, eps=adv.eps, steps=adv.steps, step_size=adv.step_size,
+                                           generator=self.state.sample_gen)
+            return functools.partial(_adversarial, step, attack, adv.clean_weight)
+        return step
+
+    def loss_step(self) -> Callable[..., LossOutput]:
+        """``step_fn`` on the clean batch: ``fn(energy, x, y, **adversarial) -> LossOutput``."""
         fn, cfg, s = STEPS[self.cfg.train.objective], self.cfg, self.state
         if cfg.train.objective == "ce":
             return fn
@@ -165,9 +176,9 @@ class Run:
             train = dataclasses.replace(train, sample_batch=train.sample_batch // self.world.size)  # chains per rank
         if self.base is not None:
             fn = functools.partial(fn, base=self.base)
-        step = lambda energy, x, y: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=train,
-                                       generator=s.sample_gen,
-                                       x_unlabeled=next(s.unlabeled)[0] if s.unlabeled is not None else None)
+        step = lambda energy, x, y, **adversarial: fn(energy, x, y, sampler=sampler, buffer=self.buffer, train=train,
+                                                      generator=s.sample_gen, **adversarial,
+                                                      x_unlabeled=next(s.unlabeled)[0] if s.unlabeled is not None else None)
         if train.objective in ("jem", "tilt") and (train.px_start or train.px_every > 1):
             return functools.partial(_px_scheduled, step, s, train)
         return step
@@ -272,13 +283,21 @@ class Run:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step}: {message}\n")
 
 
-def _px_scheduled(jem: Callable[..., LossOutput], state: TrainState, train, energy: ClassifierEnergy, x, y) -> LossOutput:
+def _px_scheduled(jem: Callable[..., LossOutput], state: TrainState, train, energy: ClassifierEnergy, x, y,
+                  **adversarial) -> LossOutput:
     """The JEM (or tilted JEM) step where the log p(x) term is due (step ≥ ``train.px_start`` and every ``train.px_every``-th step
-    from there), the cross-entropy step elsewhere. Decided by the step number alone, so a resumed run repeats it."""
+    from there), the cross-entropy step elsewhere. Decided by the step number alone, so a resumed run repeats it.
+    ``adversarial`` (``x_adv``, ``clean_weight``) goes to either."""
     step = state.step + 1
     if step >= train.px_start and (step - train.px_start) % train.px_every == 0:
-        return jem(energy, x, y)
-    return discriminative(energy, x, y)
+        return jem(energy, x, y, **adversarial)
+    return discriminative(energy, x, y, **adversarial)
+
+
+def _adversarial(step: Callable[..., LossOutput], attack: Callable[..., Tensor], clean_weight: float,
+                 energy: ClassifierEnergy, x, y) -> LossOutput:
+    """``step`` with the cross-entropy on the batch's adversarial images ``attack(x, y)`` (``adv.*``)."""
+    return step(energy, x, y, x_adv=attack(x, y), clean_weight=clean_weight)
 
 
 def _on_energy(sampler: Callable, energy: ClassifierEnergy, _energy, x, **kwargs):

@@ -16,9 +16,11 @@ from ..sampling import ReplayBuffer, RidgedGaussian, noise_levels
 from ..utils import frozen, make_generator
 
 
-def ce_step(energy: ClassifierEnergy, x: Tensor, y: Tensor, **_) -> LossOutput:
-    """Discriminative baseline step: cross-entropy on the labelled batch."""
-    return discriminative(energy, x, y)
+def ce_step(energy: ClassifierEnergy, x: Tensor, y: Tensor, *, x_adv: Tensor | None = None, clean_weight: float = 0.0,
+            **_) -> LossOutput:
+    """Discriminative baseline step: cross-entropy on the labelled batch (on its adversarial images ``x_adv`` with
+    ``adv.eps`` > 0, mixed with the clean batch's by ``clean_weight``)."""
+    return discriminative(energy, x, y, x_adv=x_adv, clean_weight=clean_weight)
 
 
 class Chains:
@@ -84,6 +86,8 @@ def jem_step(
     x_unlabeled: Tensor | None = None,
     oe: EnergyOEConfig | None = None,
     outliers: Tensor | None = None,
+    x_adv: Tensor | None = None,
+    clean_weight: float = 0.0,
 ) -> LossOutput:
     """JEM step: advance chains (PCD from the buffer, or CD-k from the data), and return the hybrid
     loss CE(f(x), y) + E(x) − E(x_sampled).
@@ -95,7 +99,8 @@ def jem_step(
     margins on as many outliers as labelled images (drawn as ``energy_oe_step`` draws them); with
     ``train.px_every`` > 1 it rides with the log p(x) term, on the steps where that runs. With
     ``train.negatives`` one negative augmentation of each image of the log p(x) batch (the unlabeled one in
-    semi-supervised training) joins the chains' samples (``data/negatives.py``).
+    semi-supervised training) joins the chains' samples (``data/negatives.py``). With ``x_adv`` (``adv.eps`` > 0) the
+    cross-entropy is taken on the batch's adversarial images (``objectives/adversarial.py``), log p(x) on the clean ones.
     """
     chains = Chains(energy, sampler, buffer, train, generator)
     x_px = x if x_unlabeled is None else x_unlabeled
@@ -108,6 +113,7 @@ def jem_step(
     out = jem_hybrid(
         energy, x, y, x_sampled,
         pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled, **hinge,
+        x_adv=x_adv, clean_weight=clean_weight,
     )
     if train.pxy_weight > 0:
         joint = joint_contrastive(energy, x, y, chains.advance(x, y))
