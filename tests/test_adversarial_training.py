@@ -1,6 +1,6 @@
 """Adversarial training of the cross-entropy (``adv.*``, objectives/adversarial.py): the attack stays in its ball and
 raises the loss, the mixed cross-entropy is what it says, the config refuses what it cannot do, and a run with it
-trains the ce and jem objectives (with the log p(x) schedule too) and resumes bitwise."""
+trains the ce, jem (with the log p(x) schedule too) and energy_oe objectives and resumes bitwise."""
 import csv
 
 import pytest
@@ -66,7 +66,7 @@ def test_the_cross_entropy_is_the_adversarial_batch_mixed_with_the_clean_one():
 
 @pytest.mark.parametrize("sets, match", [
     (["adv.eps=1.0"], "must be in \\[0, 1\\)"),
-    (["adv.eps=0.1", "train.objective=ebm"], "train.objective=ce or jem"),
+    (["adv.eps=0.1", "train.objective=ebm"], "train.objective=ce, jem or energy_oe"),
     (["adv.eps=0.1", "adv.steps=0"], "adv.steps must be >= 1"),
     (["adv.eps=0.1", "adv.clean_weight=1.0"], "adv.clean_weight must be in"),
     (["adv.eps=0.1", "adv.step_size=-0.1"], "adv.step_size must be >= 0"),
@@ -81,7 +81,8 @@ def rows(run) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("preset, extra", [("digits-baseline", []), ("digits-jem", ["train.px_every=2"])])
+@pytest.mark.parametrize("preset, extra", [("digits-baseline", []), ("digits-jem", ["train.px_every=2"]),
+                                           ("digits-jem", ["train.objective=energy_oe"])])
 def test_adversarial_runs_log_both_accuracies(tmp_path, preset, extra):
     sets = [*TINY, "train.steps=6", "train.log_every=2", "train.eval_every=6", "adv.eps=0.1", "adv.steps=2",
             "adv.clean_weight=0.5", *extra]

@@ -81,15 +81,15 @@ def validate(cfg: Config) -> Config:
 
 
 def _validate_adversarial(cfg: Config) -> None:
-    """adv.* (adversarial training of the cross-entropy) applies to objectives ce and jem, with ε in [0, 1) pixel units."""
+    """adv.* (adversarial training of the cross-entropy) applies to objectives ce, jem and energy_oe, with ε in [0, 1) pixel units."""
     adv = cfg.adv
     if not 0.0 <= adv.eps < 1.0:
         raise ConfigError(f"adv.eps is an L∞ radius in [0, 1] pixel units and must be in [0, 1) (0 = off), got {adv.eps}")
     if adv.eps == 0:
         return
     for bad, message in [
-        (cfg.train.objective not in ("ce", "jem"), f"adv.eps > 0 trains the cross-entropy on adversarial images: it needs "
-         f"train.objective=ce or jem, got '{cfg.train.objective}'"),
+        (cfg.train.objective not in ("ce", "jem", "energy_oe"), f"adv.eps > 0 trains the cross-entropy on adversarial "
+         f"images: it needs train.objective=ce, jem or energy_oe, got '{cfg.train.objective}'"),
         (adv.steps < 1, f"adv.steps must be >= 1, got {adv.steps}"),
         (adv.step_size < 0, f"adv.step_size must be >= 0 (0: the default for adv.steps), got {adv.step_size}"),
         (not 0.0 <= adv.clean_weight < 1.0, f"adv.clean_weight must be in [0, 1) (1 would be no adversarial training), "

@@ -154,7 +154,7 @@ class EnergyOEConfig:
 
 @dataclass
 class AdversarialConfig:
-    """Adversarial training of the cross-entropy term, objectives ce and jem: PGD L∞ from a random start
+    """Adversarial training of the cross-entropy term, objectives ce, jem and energy_oe: PGD L∞ from a random start
     (Madry et al. 2018; one step: Wong et al. 2020's fast FGSM) on every labelled batch (jemkit/objectives/adversarial.py)."""
 
     eps: float = 0.0  # radius in [0, 1] pixel units, as the robustness suite's ε (model inputs read [−1, 1]: 2ε there); 0 = off

@@ -1,8 +1,8 @@
 """Pure loss functions: ``objective(energy, ...) -> LossOutput``."""
-from .adversarial import default_step_size, pgd_linf
+from .adversarial import adversarial_ce, default_step_size, pgd_linf
 from .contrastive import contrastive_divergence, contrastive_term
 from .energy_oe import energy_oe, margins_from_energies
-from .jem import adversarial_ce, discriminative, jem_hybrid, joint_contrastive
+from .jem import discriminative, jem_hybrid, joint_contrastive
 from .output import LossOutput
 from .tilt import jem_tilted, tilted_likelihood_term
 from .score import (EnergyScore, denoising_score_matching, exact_score_matching, ncsn_loss, sliced_score_matching)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
+from .output import classification_stats
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -39,3 +40,18 @@ def pgd_linf(energy: ClassifierEnergy, x: Tensor, y: Tensor, *, eps: float, step
         (grad,) = torch.autograd.grad(loss, delta)
         delta = (delta.detach() + a * grad.sign()).clamp(-radius, radius)
     return (x + delta).clamp(-1, 1).detach()
+
+
+def adversarial_ce(energy: ClassifierEnergy, x_adv: Tensor, y: Tensor, clean_logits: Tensor | None,
+                   clean_weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """(1 − w)·CE(f(x_adv), y) + w·CE(f(x), y) (w = ``clean_weight``; Goodfellow et al. 2015 mix the two,
+    Madry et al. 2018 take w = 0) and its statistics: ``ce`` and ``acc`` of the adversarial batch, ``clean_acc``
+    when the clean logits are given."""
+    logits_adv = energy.logits(x_adv)
+    ce = F.cross_entropy(logits_adv, y)
+    stats = classification_stats(logits_adv, y, ce)
+    if clean_logits is not None:
+        stats["clean_acc"] = (clean_logits.argmax(1) == y).float().mean().detach()
+        if clean_weight > 0:
+            ce = (1 - clean_weight) * ce + clean_weight * F.cross_entropy(clean_logits, y)
+    return ce, stats

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
+from .adversarial import adversarial_ce
 from .output import LossOutput, classification_stats
 
 
@@ -39,14 +40,20 @@ def energy_oe(
     weight: float = 0.1,
     m_in: float = -25.0,
     m_out: float = -7.0,
+    x_adv: Tensor | None = None,
+    clean_weight: float = 0.0,
 ) -> LossOutput:
-    """CE on labelled in-distribution images + ``weight`` · the energy hinges on (x_in, x_out outliers)."""
+    """CE on labelled in-distribution images + ``weight`` · the energy hinges on (x_in, x_out outliers). With
+    adversarial images ``x_adv`` of the batch the CE is ``adversarial_ce`` (the hinges stay on the clean images)."""
     if m_in >= m_out:
         raise ValueError(f"energy_oe needs m_in < m_out (in-distribution energies below outliers'), got m_in={m_in}, m_out={m_out}")
     logits = energy.logits(x_in)  # (B, K)
-    ce = F.cross_entropy(logits, y)
+    if x_adv is None:
+        ce = F.cross_entropy(logits, y)
+        stats = classification_stats(logits, y, ce)
+    else:
+        ce, stats = adversarial_ce(energy, x_adv, y, logits, clean_weight)
     e_in, e_out = energy.energy_from_logits(logits), energy(x_out)  # (B,), (B',)
     hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
-    stats = classification_stats(logits, y, ce)
     stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(), hinge_out=hinge_out.detach())
     return LossOutput(ce + weight * (hinge_in + hinge_out), stats)

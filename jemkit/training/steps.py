@@ -186,6 +186,8 @@ def energy_oe_step(
     train: TrainConfig,
     generator: torch.Generator | None = None,
     x_unlabeled: Tensor | None = None,
+    x_adv: Tensor | None = None,
+    clean_weight: float = 0.0,
 ) -> LossOutput:
     """Energy-bounded outlier exposure (Liu et al. 2020 §3.2, ``objectives/energy_oe.py``):
     CE(f(x_in), y) + λ·(E[max(0, E(x_in) − m_in)²] + E[max(0, m_out − E(x_out))²]), x_out as many as x_in.
@@ -197,7 +199,8 @@ def energy_oe_step(
     outliers and the samples, one of each per labelled image). That hybrid is jemkit's variant,
     not the paper's: like JEM it raises the energy where the model's chains go, but through the bounded
     hinge instead of the unbounded contrastive term E(x) − E(x_sampled). ``x_unlabeled`` is refused by
-    the config (``data.labels_per_class``); the parameter keeps the steps' one signature.
+    the config (``data.labels_per_class``); the parameter keeps the steps' one signature. With ``x_adv``
+    (``adv.eps`` > 0) the cross-entropy is taken on the batch's adversarial images, the hinges on the clean ones.
     """
     chains, x_out = None, []
     if outliers is not None:
@@ -206,7 +209,8 @@ def energy_oe_step(
         chains = Chains(energy, sampler, buffer, train, generator)
         x_out.append(chains.advance(x).detach())
     x_out = torch.cat(x_out)
-    out = energy_oe(energy, x, y, x_out, weight=oe.weight, m_in=oe.m_in, m_out=oe.m_out)
+    out = energy_oe(energy, x, y, x_out, weight=oe.weight, m_in=oe.m_in, m_out=oe.m_out, x_adv=x_adv,
+                    clean_weight=clean_weight)
     if chains is not None:
         out.stats.update(chains.stats())
     return out
