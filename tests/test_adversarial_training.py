@@ -1,20 +1,15 @@
 """Adversarial training of the cross-entropy (``adv.*``, objectives/adversarial.py): the attack stays in its ball and
 raises the loss, the mixed cross-entropy is what it says, the config refuses what it cannot do, and a run with it
 trains the ce, jem (with the log p(x) schedule too) and energy_oe objectives and resumes bitwise."""
-import csv
-
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
-from jemkit.checkpoint import resolve_checkpoint
 from jemkit.config import ConfigError, load_preset
 from jemkit.energy import ClassifierEnergy
 from jemkit.objectives import default_step_size, discriminative, jem_hybrid, pgd_linf
 from jemkit.training import train
-from test_energy_oe_training import StopAt
-from test_training_levers import TINY
+from test_training_levers import TINY, resume_after_interrupt, rows, same_final_weights
 
 
 def linear_energy(seed: int = 0) -> ClassifierEnergy:
@@ -76,11 +71,6 @@ def test_bad_adversarial_settings_are_refused(sets, match):
         load_preset("digits-jem", sets)
 
 
-def rows(run) -> list[dict]:
-    with open(run / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.parametrize("preset, extra", [("digits-baseline", []), ("digits-jem", ["train.px_every=2"]),
                                            ("digits-jem", ["train.objective=energy_oe"])])
 def test_adversarial_runs_log_both_accuracies(tmp_path, preset, extra):
@@ -95,9 +85,5 @@ def test_adversarial_runs_log_both_accuracies(tmp_path, preset, extra):
 def test_adversarial_jem_resumes_bitwise(tmp_path):
     sets = [*TINY, "train.steps=10", "train.checkpoint_every=5", "train.log_every=5", "train.eval_every=5", "adv.eps=0.1"]
     train(load_preset("digits-jem", sets), tmp_path / "ref", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        train(load_preset("digits-jem", sets), tmp_path / "run", progress=False, callbacks=[StopAt(8)])
-    train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
-    a = load_file(str(resolve_checkpoint(tmp_path / "ref").with_suffix(".safetensors")))
-    b = load_file(str(resolve_checkpoint(tmp_path / "run").with_suffix(".safetensors")))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    resume_after_interrupt(load_preset("digits-jem", sets), tmp_path / "run", at=8)
+    assert same_final_weights(tmp_path / "ref", tmp_path / "run")

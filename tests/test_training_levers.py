@@ -23,6 +23,20 @@ def rows(run) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def resume_after_interrupt(cfg, run, at: int) -> None:
+    """Train ``cfg`` into ``run``, killed after step ``at`` (past its last checkpoint), then resumed to the end."""
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run, progress=False, callbacks=[StopAt(at)])
+    train(cfg, run, progress=False)
+
+
+def same_final_weights(a, b) -> bool:
+    """Whether runs ``a`` and ``b`` end with bitwise-equal weights."""
+    wa = load_file(str(resolve_checkpoint(a).with_suffix(".safetensors")))
+    wb = load_file(str(resolve_checkpoint(b).with_suffix(".safetensors")))
+    return all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 class CountChains:
     """A sampler that records how many chains each call advances (and moves nothing)."""
 
@@ -83,12 +97,8 @@ def test_levers_resume_bitwise(tmp_path):
     sets = [*TINY, "train.steps=14", "train.px_start=3", "train.px_every=2", "train.sample_batch=8", "train.bf16=true",
             "train.checkpoint_every=7", "train.log_every=7", "train.eval_every=7", "train.eval_samples=1"]
     train(load_preset("digits-jem", sets), tmp_path / "ref", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        train(load_preset("digits-jem", sets), tmp_path / "run", progress=False, callbacks=[StopAt(11)])
-    train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
-    a = load_file(str(resolve_checkpoint(tmp_path / "ref").with_suffix(".safetensors")))
-    b = load_file(str(resolve_checkpoint(tmp_path / "run").with_suffix(".safetensors")))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    resume_after_interrupt(load_preset("digits-jem", sets), tmp_path / "run", at=11)
+    assert same_final_weights(tmp_path / "ref", tmp_path / "run")
     keys = ("step", "loss", "e_data", "e_sample", "test_acc", "test_ece", "test_agreement")
     assert [[row[k] for k in keys] for row in rows(tmp_path / "ref")] == [[row[k] for k in keys] for row in rows(tmp_path / "run")]
 
@@ -113,9 +123,5 @@ def test_tilt_objective_trains_on_exact_gaussian_draws_and_resumes_bitwise(tmp_p
     assert not list((tmp_path / "ref" / "checkpoints").glob("*buffer*"))
     import jemkit
     assert jemkit.load(tmp_path / "ref").record["objective"] == "tilt" and result.checkpoint.is_file()
-    with pytest.raises(KeyboardInterrupt):
-        train(load_preset("digits-jem", sets), tmp_path / "run", progress=False, callbacks=[StopAt(6)])
-    train(load_preset("digits-jem", sets), tmp_path / "run", progress=False)
-    a = load_file(str(resolve_checkpoint(tmp_path / "ref").with_suffix(".safetensors")))
-    b = load_file(str(resolve_checkpoint(tmp_path / "run").with_suffix(".safetensors")))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    resume_after_interrupt(load_preset("digits-jem", sets), tmp_path / "run", at=6)
+    assert same_final_weights(tmp_path / "ref", tmp_path / "run")
