@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..utils import closest
-from .schema import (EXTERNAL_ARCH_PREFIXES, NEGATIVE_KINDS, SCORE_ARCHS, SCORE_OBJECTIVES, SHAPE_FORMAT, TOY_DATASETS,
+from .schema import (AUGMENT_KINDS, EXTERNAL_ARCH_PREFIXES, NEGATIVE_KINDS, SCORE_ARCHS, SCORE_OBJECTIVES, SHAPE_FORMAT, TOY_DATASETS,
                      USER_DATA_PREFIXES, Config, ConfigError)
 
 CHOICES = {
@@ -106,6 +106,12 @@ def _validate_px_schedule(cfg: Config) -> None:
     if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective not in ("jem", "tilt"):
         raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
                           f"set train.objective=jem (or tilt), got '{t.objective}'")
+    d = cfg.data
+    kinds = [k.strip() for k in d.augment.split("+")] if d.augment.strip() else []
+    if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(AUGMENT_KINDS):
+        raise ConfigError(f"data.augment must be kinds joined by + from {', '.join(AUGMENT_KINDS)} (each once), got '{d.augment}'")
+    if not isinstance(d.shift, int) or d.shift < 0:
+        raise ConfigError(f"data.shift must be an integer >= 0, got {d.shift!r}")
     if t.negatives:
         if t.objective not in ("ebm", "jem"):
             raise ConfigError(f"train.negatives adds negatives to the log p(x) term's contrast: set "
@@ -114,6 +120,15 @@ def _validate_px_schedule(cfg: Config) -> None:
         if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(NEGATIVE_KINDS):
             raise ConfigError(f"train.negatives must be kinds joined by + from {', '.join(NEGATIVE_KINDS)} (each once), "
                               f"got '{t.negatives}'")
+    if (t.negatives_per_image != 1 or t.negatives_loss != "contrastive") and not t.negatives:
+        raise ConfigError("train.negatives_per_image and train.negatives_loss shape the negatives of train.negatives: set "
+                          "train.negatives (e.g. rotate+flip+swap+mix)")
+    if t.negatives_loss not in ("contrastive", "rank"):
+        raise ConfigError(f"train.negatives_loss must be contrastive or rank, got '{t.negatives_loss}'")
+    if t.negatives_loss == "rank" and t.objective != "ebm":
+        raise ConfigError(f"train.negatives_loss=rank is implemented for train.objective=ebm, got '{t.objective}'")
+    if not isinstance(t.negatives_per_image, int) or t.negatives_per_image < 1:
+        raise ConfigError(f"train.negatives_per_image must be an integer >= 1, got {t.negatives_per_image!r}")
     if t.objective == "tilt" and t.sample_batch == 1:
         raise ConfigError("train.objective=tilt weighs its base draws against each other: train.sample_batch must be 0 or >= 2")
     if t.px_start >= t.steps and t.objective in ("jem", "tilt") and t.px_start:

@@ -5,6 +5,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 SCORE_OBJECTIVES = ("dsm", "ssm", "ncsn")
+AUGMENT_KINDS = ("mirror", "shift")  # data.augment (jemkit/data/augment.py)
 NEGATIVE_KINDS = ("rotate", "flip", "swap", "mix", "jigsaw")  # train.negatives (jemkit/data/negatives.py)  # score-only models: no labels, no buffer, no classifier
 SCORE_ARCHS = ("score_mlp", "score_cnn")  # noise-conditional score networks s(x, σ)
 TOY_DATASETS = ("8gaussians", "rings", "moons")  # 2-D points (N, 2), jemkit/data/toys.py
@@ -24,6 +25,8 @@ class DataConfig:
     labels_per_class: int = 0  # semi-supervised: keep N labels per class (0 = all); every image still feeds log p(x)
     split_seed: int = 0
     shape: str = ""  # "CxHxW" (e.g. 3x32x32): pad images symmetrically with -1 to HxW and repeat gray to C channels ("" = as loaded)
+    augment: str = ""  # label-preserving augmentation of every training batch, before input_noise: kinds joined by + from mirror (left-right flip, p = 1/2), shift (translation by up to data.shift pixels, reflection padding) (jemkit/data/augment.py)
+    shift: int = 2  # data.augment's shift: the largest translation in pixels (the JEM code's CIFAR-10 crop: 4)
     outliers: str = ""  # auxiliary outlier images for train.objective=energy_oe (or jem's outlier term): npz:FILE | imagefolder:DIR | generated:KINDS, KINDS of patches, shapes, spectral joined by + (jemkit/data/outliers.py) ("" = energy_oe: the replay buffer's SGLD samples stand in; jem: no outlier term)
 
 
@@ -90,6 +93,8 @@ class TrainConfig:
     pxy_weight: float = 0.0  # JEM's log p(x, y) term: E(x, y) − E(x', y), x' ~ p(x|y); needs buffer.conditional
     energy_l2: float = 0.0
     negatives: str = ""  # objectives ebm and jem: extra negatives of the contrastive term made from each batch (negative data augmentation, Sinha et al. 2021): kinds joined by + from rotate, flip, swap, mix, jigsaw (jemkit/data/negatives.py)
+    negatives_per_image: int = 1  # with train.negatives: this many negative augmentations of each batch image (each kind drawn anew)
+    negatives_loss: str = "contrastive"  # with train.negatives: contrastive (they join the chains' samples in mean E(x) − mean E(x')) | rank (objective ebm: each image ranked against its own negatives, −log e^{−E(x)} / (e^{−E(x)} + Σ_k e^{−E(x̃_k)}), added to the chains' term; conditional NCE, Ceylan & Gutmann 2018)
     sample_input_noise: float = 0.0  # σ of N(0, σ²) added to chain samples in the loss (match data.input_noise; the buffer keeps clean chains)
     sample_batch: int = 0  # chains advanced per step for the log p(x) term (tilt: draws of the Gaussian) (0, or data.batch_size and above: one per image; global under torchrun, like the batch)
     px_start: int = 0  # the log p(x) term and its chains start at this step; before it the step is cross-entropy only (a classifier warm start)

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .augment import augment_batch, parse_augment
+
 
 class DatasetNotFound(FileNotFoundError):
     """The files of a dataset are nowhere jemkit looked; the message says where and how to get them."""
@@ -68,20 +70,23 @@ def uint8_to_unit(x: Tensor) -> Tensor:
 
 
 class BatchStream:
-    """Endless shuffled minibatches (drop_last) with optional N(0, σ²) input noise (JEM: σ = 0.03).
+    """Endless shuffled minibatches (drop_last) with optional augmentation (``augment.py``) and N(0, σ²) input
+    noise (JEM: σ = 0.03), both drawn by the stream's noise generator.
 
     Resumable: epoch e is shuffled by a generator seeded with (seed, e), and the position in the
     epoch plus the noise generator's state are the ``state_dict`` — a stream restored from it
     yields exactly the batches the original would have yielded next.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, seed: int = 0, input_noise: float = 0.0):
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, seed: int = 0, input_noise: float = 0.0,
+                 augment: str = "", shift: int = 2):
         n = x.shape[0]
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
         if n < batch_size:
             raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples)")
         self.x, self.y, self.batch_size, self.seed, self.input_noise = x, y, batch_size, seed, input_noise
+        self.augment, self.shift = parse_augment(augment), shift
         self.per_epoch = n // batch_size
         self.epoch, self.pos = 0, 0
         self.noise_gen = torch.Generator().manual_seed(seed)
@@ -102,6 +107,8 @@ class BatchStream:
         if self.pos == self.per_epoch:
             self.epoch, self.pos = self.epoch + 1, 0
         xb = self.x[idx]
+        if self.augment:
+            xb = augment_batch(xb, self.augment, self.shift, self.noise_gen)
         if self.input_noise > 0:
             xb = xb + self.input_noise * torch.randn(xb.shape, generator=self.noise_gen).to(xb.device)
         return xb, self.y[idx]

@@ -20,7 +20,7 @@ from . import distributed
 from .distributed import World
 from .monitor import TensorBoard, buffer_stats
 
-LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "clean_acc", "e_data", "e_sample", "gap", "gap_xy", "ess",
+LOG_COLUMNS = ["step", "epoch", "lr", "loss", "ce", "acc", "clean_acc", "e_data", "e_sample", "gap", "gap_xy", "rank_loss", "rank_acc", "ess",
                "e_in", "e_out", "hinge_in", "hinge_out", "sgld_grad_norm", "accept_rate", "buffer_mean", "buffer_std",
                "score_norm", "test_acc", "test_nll", "test_ece", "test_agreement", "test_loss", "seconds", "rss_mb", "peak_rss_mb", "faults_per_step"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import Tensor
 
 # TensorBoard tag group of each metrics.csv column (others go under "train/")
-GROUPS = {"e_data": "energy", "e_sample": "energy", "gap": "energy", "gap_xy": "energy", "e_in": "energy", "e_out": "energy",
+GROUPS = {"e_data": "energy", "e_sample": "energy", "gap": "energy", "gap_xy": "energy", "rank_loss": "energy", "rank_acc": "energy", "e_in": "energy", "e_out": "energy",
           "hinge_in": "energy", "hinge_out": "energy", "sgld_grad_norm": "sampler",
           "accept_rate": "sampler", "buffer_mean": "buffer", "buffer_std": "buffer", "test_acc": "eval", "test_nll": "eval", "test_ece": "eval", "test_agreement": "eval",
           "test_loss": "eval", "lr": "optim",

@@ -92,9 +92,11 @@ class Run:
         if d.labels_per_class > 0:
             idx = labelled_subset(y, d.labels_per_class, self.data.num_classes, d.split_seed)
             if self.cfg.train.objective != "ce":
-                unlabeled = BatchStream(x, y, d.batch_size, seed=self.cfg.train.seed + 1, input_noise=d.input_noise)
+                unlabeled = BatchStream(x, y, d.batch_size, seed=self.cfg.train.seed + 1, input_noise=d.input_noise,
+                                        augment=d.augment, shift=d.shift)
             x, y = x[idx], y[idx]
-        stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=self.cfg.train.seed, input_noise=d.input_noise)
+        stream = BatchStream(x, y, min(d.batch_size, len(x)), seed=self.cfg.train.seed, input_noise=d.input_noise,
+                             augment=d.augment, shift=d.shift)
         if self.world.active:  # the same global stream on every rank; each takes its rows
             stream = RankSlice(stream, self.world)
             unlabeled = RankSlice(unlabeled, self.world) if unlabeled is not None else None

@@ -8,8 +8,8 @@ from torch import Tensor
 
 from ..config import Config, EnergyOEConfig, ScoreConfig, TrainConfig
 from ..energy import ClassifierEnergy
-from ..objectives import (LossOutput, contrastive_divergence, denoising_score_matching, discriminative, energy_oe, jem_hybrid,
-                          jem_tilted,
+from ..objectives import (LossOutput, contrastive_divergence, contrastive_term, denoising_score_matching, discriminative,
+                          energy_oe, jem_hybrid, jem_tilted, ranked_negatives,
                           joint_contrastive, ncsn_loss, sliced_score_matching)
 from ..data import negative_augment, parse_negatives
 from ..sampling import ReplayBuffer, RidgedGaussian, noise_levels
@@ -21,6 +21,13 @@ def ce_step(energy: ClassifierEnergy, x: Tensor, y: Tensor, *, x_adv: Tensor | N
     """Discriminative baseline step: cross-entropy on the labelled batch (on its adversarial images ``x_adv`` with
     ``adv.eps`` > 0, mixed with the clean batch's by ``clean_weight``)."""
     return discriminative(energy, x, y, x_adv=x_adv, clean_weight=clean_weight)
+
+
+def make_negatives(x: Tensor, train: TrainConfig, generator: torch.Generator | None) -> Tensor:
+    """``train.negatives_per_image`` negative augmentations of each image of ``x`` (K·N, C, H, W), the k-th
+    block the k-th negative of every image (``data/negatives.py``), drawn by ``generator``."""
+    kinds = parse_negatives(train.negatives)
+    return torch.cat([negative_augment(x, kinds, generator) for _ in range(train.negatives_per_image)])
 
 
 class Chains:
@@ -106,7 +113,7 @@ def jem_step(
     x_px = x if x_unlabeled is None else x_unlabeled
     x_sampled = chains.advance(x_px)
     if train.negatives:  # negative data augmentation of the log p(x) batch joins the chains' samples
-        x_sampled = torch.cat([x_sampled, negative_augment(x_px, parse_negatives(train.negatives), generator)])
+        x_sampled = torch.cat([x_sampled, make_negatives(x_px, train, generator)])
     hinge = {}
     if outliers is not None:
         hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
@@ -136,12 +143,22 @@ def ebm_step(
     """Unconditional EBM by maximum likelihood (IGEBM, Du & Mordatch 2019): E(x) − E(x_sampled)
     (+ L2 energy penalty), labels unused. E(x) = −logsumexp f(x) of the same backbone. With
     ``train.negatives`` the negatives also take one negative augmentation of each image of the batch
-    (Sinha et al. 2021; ``data/negatives.py``), drawn by ``generator``."""
+    (Sinha et al. 2021; ``data/negatives.py``), drawn by ``generator``: they join the chains' samples, or with
+    ``train.negatives_loss=rank`` each image is ranked against its own (``objectives/contrastive.py``
+    ``ranked_negatives``), a term added to the chains' contrast."""
     chains = Chains(energy, sampler, buffer, train, generator)
     x_negative = chains.advance(x)
-    if train.negatives:  # negative data augmentation: one transformed copy of each image joins the chains' samples
-        x_negative = torch.cat([x_negative, negative_augment(x, parse_negatives(train.negatives), generator)])
-    out = contrastive_divergence(energy, x, x_negative, energy_l2=train.energy_l2)
+    if not train.negatives or train.negatives_loss == "contrastive":
+        if train.negatives:  # negative data augmentation: transformed copies of each image join the chains' samples
+            x_negative = torch.cat([x_negative, make_negatives(x, train, generator)])
+        out = contrastive_divergence(energy, x, x_negative, energy_l2=train.energy_l2)
+    else:
+        e_data, e_sample = energy(x), energy(x_negative)
+        loss, gap = contrastive_term(e_data, e_sample, train.energy_l2)
+        e_augmented = energy(make_negatives(x, train, generator)).view(train.negatives_per_image, len(x))
+        rank, ranked = ranked_negatives(e_data, e_augmented)
+        out = LossOutput(loss + rank, {"e_data": e_data.mean().detach(), "e_sample": e_sample.mean().detach(),
+                                       "gap": gap.detach(), "rank_loss": rank.detach(), "rank_acc": ranked.detach()})
     out.stats.update(chains.stats())
     return out
 
