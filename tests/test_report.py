@@ -334,13 +334,19 @@ def test_missing_data_beats_the_mean_fill_on_every_mask() -> None:
 def test_likelihood_is_judged_against_the_gaussian_by_the_pessimistic_end() -> None:
     old = {"likelihood": {"bpd": 3.2, "bpd_stderr": 0.01, "ess": 12.3, "n_chains": 100, "log_z": 5.0}}
     row = _promise({**old, "baseline": old}, "likelihood")  # a run from before the sandwich: shown, not judged
-    assert (row.model, row.baseline, row.kept) == ("3.2000 bits/dim ± 0.0100 · ESS 12 of 100 chains",) * 2 + ("—",)
+    assert (row.baseline, row.kept) == ("3.2000 bits/dim ± 0.0100 · ESS 12 of 100 chains", "—")
+    assert row.model == row.baseline + " · log p(x) on OOD sets not measured (suite ood)"
     new = {"likelihood": {"bpd": 0.9, "bpd_reverse": 1.1, "ess": 3.0, "n_chains": 100, "bpd_gaussian": 1.0,
                           "beats_gaussian": False}}
     row = _promise(new, "likelihood")
-    assert row.kept == "no" and row.model == "0.9000 – 1.1000 bits/dim (forward – reverse AIS) · ESS 3 of 100 chains · Gaussian 1.0000"
+    assert row.kept == "no" and row.model.startswith("0.9000 – 1.1000 bits/dim (forward – reverse AIS) · ESS 3 of 100 chains · Gaussian 1.0000 · ")
     new["likelihood"]["beats_gaussian"] = True
-    assert _kept(new, "likelihood") == "yes"
+    assert _kept(new, "likelihood") == "—"  # the better density, but its ranking of OOD images is not measured
+    ood = {"gaussian": {"logp": 1.0}, "flip": {"logp": 0.95}, "glyphs": {"logp": 0.93}}
+    row = _promise({**new, "ood": ood}, "likelihood")
+    assert row.kept == "yes" and row.model.endswith(" · log p(x) on OOD sets: " + _promise({"ood": ood}, "OOD by the model's log p(x)").model)
+    ood["glyphs"]["logp"] = 0.55  # a density of pixels that prefers simple images (Nalisnick et al. 2019)
+    assert _kept({**new, "ood": ood}, "likelihood") == "no"
 
 
 def _curves(eps, **curves):

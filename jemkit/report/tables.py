@@ -270,11 +270,17 @@ def _likelihood_text(t: dict | None) -> str:
 def judge_likelihood(m: dict, b: dict | None) -> Measured | None:
     """It has a good likelihood: kept if the test bits/dim at the pessimistic end of the AIS sandwich (the larger
     of the forward and reverse estimates; the forward one when there is no reverse) beat a Gaussian fitted to
-    the training images."""
+    the training images, and its log p(x) ranks the test images above the OOD sets (``judge_ood_logp``). Not
+    judged when either is unknown, unless the bits/dim already fail."""
     if number(m, "likelihood.bpd") is None:
         return None
     beats = get_key(m, "likelihood.beats_gaussian")
-    return Measured(_likelihood_text(m), _likelihood_text(b), beats if isinstance(beats, bool) else None)
+    beats = beats if isinstance(beats, bool) else None
+    ranking = judge_ood_logp(m, None)
+    text = _likelihood_text(m) + (f" · log p(x) on OOD sets: {ranking.model}" if ranking is not None
+                                  else " · log p(x) on OOD sets not measured (suite ood)")
+    kept = False if beats is False else None if beats is None or ranking is None else ranking.kept
+    return Measured(text, _likelihood_text(b), kept)
 
 
 def _purified(t: dict | None, curves: Iterable[str]) -> dict[float, float]:
@@ -369,7 +375,8 @@ PROMISES: list[Promise] = [
             "model's is below the mean fill's on every mask", judge_inpainting),
     Promise("likelihood", "likelihood", "test bits/dim (lower is better) between the forward AIS estimate and the reverse one "
             "(the gap is the estimate's precision; an ESS far below the number of chains means it is unreliable); kept if "
-            "the reverse end beats a Gaussian fitted to the training images", judge_likelihood),
+            "the reverse end beats a Gaussian fitted to the training images and its log p(x) reaches AUROC "
+            f"{LOGP_MIN:.2f} on every OOD set that is not noise (as in the row above)", judge_likelihood),
     Promise("robustness", "robustness", f"L∞ PGD accuracy behind purification at each ε (the stronger attack); "
             f"kept if ≥ the baseline's + {ROBUST_MARGIN:.2f} at every ε ≥ {ROBUST_EPS_MIN:g}", judge_robustness),
     Promise("features", "features", f"linear-probe accuracy on the model's features vs on a randomly initialized "
