@@ -226,7 +226,7 @@ def test_outliers_of_the_original_shape_are_padded_like_the_data(tmp_path):
     (["data.outliers=folder:x"], "data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS"),
     (["data.outliers=generated:leaves"], "unknown generated outlier kind 'leaves'"),
     (["oe.chains=true"], "oe.chains=true adds the SGLD samples to data.outliers"),
-    (["train.objective=ce", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe or jem only"),
+    (["train.objective=ce", "data.outliers=BIG"], "data.outliers is read by train.objective=energy_oe, jem or tilt only"),
     (["data.labels_per_class=5"], "energy_oe trains on labelled images only"),
     (["oe.margins=auto"], "oe.margins=auto measures the model's energies on data.outliers"),
     (["oe.margins=auto", "data.outliers=BIG", "oe.margin_gap=0"], "oe.margin_gap must be > 0"),

@@ -70,7 +70,7 @@ def test_sample_batch_advances_fewer_chains_than_the_data_batch():
     (["train.px_start=200", "train.steps=200"], "must be below train.steps"),
     (["train.sample_batch=-1"], "train.sample_batch must be >= 0"),
     (["train.objective=tilt", "train.sample_batch=1"], "must be 0 or >= 2"),
-    (["train.objective=tilt", "data.outliers=generated:shapes"], "data.outliers is read by"),
+    (["train.objective=ebm", "data.outliers=generated:shapes"], "data.outliers is read by"),
 ])
 def test_bad_lever_settings_are_refused(sets, match):
     with pytest.raises(ConfigError, match=match):
@@ -125,3 +125,19 @@ def test_tilt_objective_trains_on_exact_gaussian_draws_and_resumes_bitwise(tmp_p
     assert jemkit.load(tmp_path / "ref").record["objective"] == "tilt" and result.checkpoint.is_file()
     resume_after_interrupt(load_preset("digits-jem", sets), tmp_path / "run", at=6)
     assert same_final_weights(tmp_path / "ref", tmp_path / "run")
+
+
+def test_tilt_takes_the_outlier_term_and_resumes_bitwise(tmp_path):
+    """train.objective=tilt with data.outliers: the hinges of oe.* on the tilt's energy (logged), drawn by the
+    checkpointed generator, so a resumed run ends with the same weights."""
+    sets = [*TINY, "train.objective=tilt", "train.steps=6", "train.sample_batch=16", "train.checkpoint_every=3",
+            "train.log_every=3", "train.eval_every=3", "data.outliers=generated:shapes+spectral",
+            "oe.margins=fixed", "oe.m_in=-5", "oe.m_out=5", "oe.weight=1"]
+    train(load_preset("digits-jem", sets), tmp_path / "ref", progress=False)
+    logged = rows(tmp_path / "ref")
+    assert all(row["hinge_out"] != "" and float(row["hinge_out"]) > 0 and row["ess"] != "" for row in logged)
+    resume_after_interrupt(load_preset("digits-jem", sets), tmp_path / "run", at=5)
+    assert same_final_weights(tmp_path / "ref", tmp_path / "run")
+    train(load_preset("digits-jem", [s for s in sets if not s.startswith(("data.outliers", "oe."))]), tmp_path / "plain",
+          progress=False)
+    assert not same_final_weights(tmp_path / "ref", tmp_path / "plain")

@@ -167,15 +167,15 @@ def _validate_score(cfg: Config) -> None:
 
 
 def _validate_energy_oe(cfg: Config) -> None:
-    """energy_oe takes outliers from data.outliers or, with none, from the replay buffer's chains; jem takes
-    data.outliers for its outlier term; m_in < m_out."""
+    """energy_oe takes outliers from data.outliers or, with none, from the replay buffer's chains; jem and tilt take
+    data.outliers for their outlier term; m_in < m_out."""
     oe, d, used = cfg.oe, cfg.data, cfg.train.objective == "energy_oe"
-    hinged = used or (cfg.train.objective == "jem" and bool(d.outliers))  # the runs the oe.* settings apply to
+    hinged = used or (cfg.train.objective in ("jem", "tilt") and bool(d.outliers))  # the runs the oe.* settings apply to
     for bad, message in [
         (d.outliers and not (d.outliers.startswith((*USER_DATA_PREFIXES, "generated:")) and d.outliers.partition(":")[2]),
          f"data.outliers must be npz:FILE, imagefolder:DIR or generated:KINDS (patches, shapes, spectral, joined by '+'), got '{d.outliers}'"),
-        (d.outliers and cfg.train.objective not in ("energy_oe", "jem"),
-         f"data.outliers is read by train.objective=energy_oe or jem only, got '{cfg.train.objective}'"),
+        (d.outliers and cfg.train.objective not in ("energy_oe", "jem", "tilt"),
+         f"data.outliers is read by train.objective=energy_oe, jem or tilt only, got '{cfg.train.objective}'"),
         (oe.margins == "auto" and not (hinged and d.outliers), "oe.margins=auto measures the model's energies on "
          "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR|generated:KINDS (with train.objective=energy_oe or jem)"),
         (oe.chains and not (used and d.outliers), "oe.chains=true adds the SGLD samples to data.outliers as outliers: "

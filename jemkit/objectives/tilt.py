@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
+from .energy_oe import energy_hinges
 from .output import LossOutput, classification_stats
 
 
@@ -43,14 +44,29 @@ def jem_tilted(
     px_weight: float = 1.0,
     energy_l2: float = 0.0,
     x_unlabeled: Tensor | None = None,
+    x_out: Tensor | None = None,
+    oe_weight: float = 0.1,
+    m_in: float = -25.0,
+    m_out: float = -7.0,
 ) -> LossOutput:
     """w_y·CE(f(x), y) + w_x·L_px with L_px from ``tilted_likelihood_term`` on draws ``x_base`` of the base.
     One forward pass of the labelled batch serves CE and E(x); semi-supervised, E(x_data) is taken on
-    ``x_unlabeled`` (as ``jem_hybrid`` does)."""
+    ``x_unlabeled`` (as ``jem_hybrid`` does). With outliers ``x_out``, + ``oe_weight``·(hinge_in + hinge_out)
+    of Liu et al. (2020) on the tilt's energy, as ``jem_hybrid`` adds it: log p(x) = log N(x) − E(x) − log Z, so
+    raising E on outliers lowers their density below what the Gaussian alone gives them."""
     logits = energy.logits(x)
     ce = F.cross_entropy(logits, y)
     e_data = energy.energy_from_logits(logits) if x_unlabeled is None else energy(x_unlabeled)
     px, px_stats = tilted_likelihood_term(e_data, energy(x_base), energy_l2)
     stats = classification_stats(logits, y, ce)
     stats.update(px_stats)
-    return LossOutput(pyx_weight * ce + px_weight * px, stats)
+    loss = pyx_weight * ce + px_weight * px
+    if x_out is not None:
+        if m_in >= m_out:
+            raise ValueError(f"the outlier term needs m_in < m_out, got m_in={m_in}, m_out={m_out}")
+        e_in, e_out = energy.energy_from_logits(logits), energy(x_out)
+        hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
+        loss = loss + oe_weight * (hinge_in + hinge_out)
+        stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(),
+                     hinge_out=hinge_out.detach())
+    return LossOutput(loss, stats)

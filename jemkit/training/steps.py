@@ -174,16 +174,22 @@ def tilt_step(
     x_unlabeled: Tensor | None = None,
     sampler: Callable | None = None,
     buffer: ReplayBuffer | None = None,
+    oe: EnergyOEConfig | None = None,
+    outliers: Tensor | None = None,
 ) -> LossOutput:
     """JEM as an exponential tilt of the training images' Gaussian (``objectives/tilt.py``): CE plus the log p(x)
     term importance-sampled from ``train.sample_batch`` exact draws of ``base`` (a batch's worth when 0), drawn
-    by ``generator``. No chains: ``sampler`` and ``buffer`` are unused (the steps' one signature)."""
+    by ``generator``. No chains: ``sampler`` and ``buffer`` are unused (the steps' one signature). With
+    ``data.outliers``, the outlier hinges of ``oe`` on as many outliers as images, drawn by ``generator``."""
     n = train.sample_batch or x.shape[0]
     x_base = base.sample(n, tuple(x.shape[1:]), generator=generator)
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         x_base = x_base.contiguous(memory_format=torch.channels_last)
+    hinge = {}
+    if outliers is not None:
+        hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
     return jem_tilted(energy, x, y, x_base, pyx_weight=train.pyx_weight, px_weight=train.px_weight,
-                      energy_l2=train.energy_l2, x_unlabeled=x_unlabeled)
+                      energy_l2=train.energy_l2, x_unlabeled=x_unlabeled, **hinge)
 
 
 def draw_outliers(outliers: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
