@@ -59,6 +59,8 @@ def test_bad_augment_is_refused():
         load_preset("digits-jem", ["data.augment=mirror+mirror"])
     with pytest.raises(ConfigError, match="data.shift must be"):
         load_preset("digits-jem", ["data.augment=shift", "data.shift=-1"])
+    with pytest.raises(ConfigError, match="2-D points"):
+        load_preset("toy-dsm", ["data.augment=mirror"])
 
 
 def test_augmented_training_and_ranked_negatives_resume_bitwise(tmp_path):

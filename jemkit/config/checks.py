@@ -106,12 +106,6 @@ def _validate_px_schedule(cfg: Config) -> None:
     if (t.sample_batch or t.px_start or t.px_every != 1) and t.objective not in ("jem", "tilt"):
         raise ConfigError(f"train.sample_batch, train.px_start and train.px_every schedule JEM's log p(x) term: "
                           f"set train.objective=jem (or tilt), got '{t.objective}'")
-    d = cfg.data
-    kinds = [k.strip() for k in d.augment.split("+")] if d.augment.strip() else []
-    if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(AUGMENT_KINDS):
-        raise ConfigError(f"data.augment must be kinds joined by + from {', '.join(AUGMENT_KINDS)} (each once), got '{d.augment}'")
-    if not isinstance(d.shift, int) or d.shift < 0:
-        raise ConfigError(f"data.shift must be an integer >= 0, got {d.shift!r}")
     if t.negatives:
         if t.objective not in ("ebm", "jem"):
             raise ConfigError(f"train.negatives adds negatives to the log p(x) term's contrast: set "
@@ -138,11 +132,20 @@ def _validate_px_schedule(cfg: Config) -> None:
 
 
 def _validate_user_data(cfg: Config) -> None:
-    """A user's dataset names its file or folder; ``data.shape`` reads CxHxW (what it may pad to: jemkit/data/padding.py)."""
+    """A user's dataset names its file or folder; ``data.shape`` reads CxHxW (what it may pad to: jemkit/data/padding.py);
+    ``data.augment`` names known kinds (jemkit/data/augment.py), ``data.shift`` >= 0."""
     if cfg.data.name.startswith(USER_DATA_PREFIXES) and not cfg.data.name.partition(":")[2]:
         raise ConfigError(f"data.name={cfg.data.name} names no file or folder after the prefix")
     if cfg.data.shape and not SHAPE_FORMAT.match(cfg.data.shape):
         raise ConfigError(f"data.shape must look like CxHxW with positive integers (e.g. 3x32x32), got '{cfg.data.shape}'")
+    d = cfg.data
+    kinds = [k.strip() for k in d.augment.split("+")] if d.augment.strip() else []
+    if not all(kinds) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(AUGMENT_KINDS):
+        raise ConfigError(f"data.augment must be kinds joined by + from {', '.join(AUGMENT_KINDS)} (each once), got '{d.augment}'")
+    if not isinstance(d.shift, int) or d.shift < 0:
+        raise ConfigError(f"data.shift must be an integer >= 0, got {d.shift!r}")
+    if kinds and d.name in TOY_DATASETS:
+        raise ConfigError(f"data.augment flips and shifts images; data.name={d.name} is 2-D points")
 
 
 def _validate_score(cfg: Config) -> None:
@@ -177,7 +180,7 @@ def _validate_energy_oe(cfg: Config) -> None:
         (d.outliers and cfg.train.objective not in ("energy_oe", "jem", "tilt"),
          f"data.outliers is read by train.objective=energy_oe, jem or tilt only, got '{cfg.train.objective}'"),
         (oe.margins == "auto" and not (hinged and d.outliers), "oe.margins=auto measures the model's energies on "
-         "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR|generated:KINDS (with train.objective=energy_oe or jem)"),
+         "data.outliers: set data.outliers=npz:FILE|imagefolder:DIR|generated:KINDS (with train.objective=energy_oe, jem or tilt)"),
         (oe.chains and not (used and d.outliers), "oe.chains=true adds the SGLD samples to data.outliers as outliers: "
          "it needs train.objective=energy_oe and data.outliers (without data.outliers energy_oe takes the samples alone)"),
         (hinged and oe.margins == "fixed" and oe.m_in >= oe.m_out, f"oe.m_in must be below oe.m_out (in-distribution energies below outliers'), got {oe.m_in} >= {oe.m_out}"),

@@ -23,6 +23,19 @@ def energy_hinges(e_in: Tensor, e_out: Tensor, m_in: float, m_out: float) -> tup
     return (e_in - m_in).relu().square().mean(), (m_out - e_out).relu().square().mean()
 
 
+def outlier_term(energy: ClassifierEnergy, e_in: Tensor, x_out: Tensor, oe_weight: float, m_in: float,
+                 m_out: float) -> tuple[Tensor, dict]:
+    """(loss, stats) of the outlier term another objective adds (JEM, the tilt): ``oe_weight``·(hinge_in +
+    hinge_out) on the in-distribution energies ``e_in`` (B,) and the energies of the outliers ``x_out``."""
+    if m_in >= m_out:
+        raise ValueError(f"the outlier term needs m_in < m_out, got m_in={m_in}, m_out={m_out}")
+    e_out = energy(x_out)
+    hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
+    stats = {"e_in": e_in.mean().detach(), "e_out": e_out.mean().detach(), "hinge_in": hinge_in.detach(),
+             "hinge_out": hinge_out.detach()}
+    return oe_weight * (hinge_in + hinge_out), stats
+
+
 def margins_from_energies(e_in: Tensor, e_out: Tensor, gap: float) -> tuple[float, float]:
     """(m_in, m_out) = (median E(x_in), median E(x_out)), moved apart symmetrically about their midpoint to at
     least ``gap``: margins on the model's own energy scale, so the hinges start at about half of each set."""

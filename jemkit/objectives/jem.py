@@ -19,7 +19,7 @@ from torch import Tensor
 from ..energy import ClassifierEnergy
 from .adversarial import adversarial_ce
 from .contrastive import contrastive_term
-from .energy_oe import energy_hinges
+from .energy_oe import outlier_term
 from .output import LossOutput, classification_stats
 
 
@@ -74,14 +74,10 @@ def jem_hybrid(
     loss = pyx_weight * ce + px_weight * px
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())
     if x_out is not None:
-        if m_in >= m_out:
-            raise ValueError(f"the outlier term needs m_in < m_out, got m_in={m_in}, m_out={m_out}")
         e_in = e_data if x_unlabeled is None else energy.energy_from_logits(logits)
-        e_out = energy(x_out)
-        hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
-        loss = loss + oe_weight * (hinge_in + hinge_out)
-        stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(),
-                     hinge_out=hinge_out.detach())
+        oe, oe_stats = outlier_term(energy, e_in, x_out, oe_weight, m_in, m_out)
+        loss = loss + oe
+        stats.update(oe_stats)
     return LossOutput(loss, stats)
 
 

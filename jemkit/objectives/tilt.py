@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..energy import ClassifierEnergy
-from .energy_oe import energy_hinges
+from .energy_oe import outlier_term
 from .output import LossOutput, classification_stats
 
 
@@ -62,11 +62,8 @@ def jem_tilted(
     stats.update(px_stats)
     loss = pyx_weight * ce + px_weight * px
     if x_out is not None:
-        if m_in >= m_out:
-            raise ValueError(f"the outlier term needs m_in < m_out, got m_in={m_in}, m_out={m_out}")
-        e_in, e_out = energy.energy_from_logits(logits), energy(x_out)
-        hinge_in, hinge_out = energy_hinges(e_in, e_out, m_in, m_out)
-        loss = loss + oe_weight * (hinge_in + hinge_out)
-        stats.update(e_in=e_in.mean().detach(), e_out=e_out.mean().detach(), hinge_in=hinge_in.detach(),
-                     hinge_out=hinge_out.detach())
+        e_in = e_data if x_unlabeled is None else energy.energy_from_logits(logits)
+        oe, oe_stats = outlier_term(energy, e_in, x_out, oe_weight, m_in, m_out)
+        loss = loss + oe
+        stats.update(oe_stats)
     return LossOutput(loss, stats)

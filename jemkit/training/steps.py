@@ -114,9 +114,7 @@ def jem_step(
     x_sampled = chains.advance(x_px)
     if train.negatives:  # negative data augmentation of the log p(x) batch joins the chains' samples
         x_sampled = torch.cat([x_sampled, make_negatives(x_px, train, generator)])
-    hinge = {}
-    if outliers is not None:
-        hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
+    hinge = outlier_kwargs(oe, outliers, x.shape[0], generator)
     out = jem_hybrid(
         energy, x, y, x_sampled,
         pyx_weight=train.pyx_weight, px_weight=train.px_weight, energy_l2=train.energy_l2, x_unlabeled=x_unlabeled, **hinge,
@@ -185,11 +183,17 @@ def tilt_step(
     x_base = base.sample(n, tuple(x.shape[1:]), generator=generator)
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         x_base = x_base.contiguous(memory_format=torch.channels_last)
-    hinge = {}
-    if outliers is not None:
-        hinge = {"x_out": draw_outliers(outliers, x.shape[0], generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
+    hinge = outlier_kwargs(oe, outliers, x.shape[0], generator)
     return jem_tilted(energy, x, y, x_base, pyx_weight=train.pyx_weight, px_weight=train.px_weight,
                       energy_l2=train.energy_l2, x_unlabeled=x_unlabeled, **hinge)
+
+
+def outlier_kwargs(oe: EnergyOEConfig | None, outliers: Tensor | None, n: int, generator: torch.Generator | None) -> dict:
+    """The outlier term's arguments of ``jem_hybrid`` / ``jem_tilted`` (``n`` outliers drawn by ``generator`` and
+    the margins of ``oe``); none without ``data.outliers``."""
+    if outliers is None:
+        return {}
+    return {"x_out": draw_outliers(outliers, n, generator), "oe_weight": oe.weight, "m_in": oe.m_in, "m_out": oe.m_out}
 
 
 def draw_outliers(outliers: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
