@@ -6,7 +6,7 @@ import torch
 
 from jemkit.evaluation.calibration import expected_calibration_error, reliability_bins
 from jemkit.evaluation.classification import classification_metrics
-from jemkit.evaluation.ood import aupr, auroc, fpr_at_tpr, ood_scores
+from jemkit.evaluation.ood import aupr, auroc, auroc_standard_error, fpr_at_tpr, ood_scores
 
 
 def test_perfect_classifier_has_ece_zero_and_accuracy_one():
@@ -89,3 +89,16 @@ def test_ood_scores_known_answers():
     assert s["energy"][0].item() == pytest.approx(2 * math.log(1 + math.sqrt(3)))
     sig = lambda a: 1 / (1 + 3 * math.exp(-a))  # σ(a − log 3)
     assert s["gradnorm"].tolist() == pytest.approx([-5 * sig(0), -5 * sig(0), -5 * sig(3)])
+
+
+def test_auroc_standard_error_matches_the_spread_of_repeated_draws() -> None:
+    """Hanley & McNeil's SE against the standard deviation of AUROCs over 400 redraws of two score sets."""
+    g = torch.Generator().manual_seed(0)
+    n_in, n_out = 150, 100
+    draws = torch.tensor([auroc(torch.randn(n_in, generator=g) + 1.5, torch.randn(n_out, generator=g)) for _ in range(400)])
+    se = auroc_standard_error(draws.mean().item(), n_in, n_out)
+    assert draws.std().item() == pytest.approx(se, rel=0.2)
+    assert auroc_standard_error(0.5, 100, 100) == pytest.approx(math.sqrt((0.25 + 2 * 99 / 12) / 100 ** 2))
+    assert auroc_standard_error(1.0, 100, 100) == 0.0
+    with pytest.raises(ValueError, match="non-empty"):
+        auroc_standard_error(0.9, 0, 10)

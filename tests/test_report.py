@@ -312,6 +312,17 @@ def test_ood_detection_needs_mean_and_every_set_against_the_baseline() -> None:
     assert _kept({**model, "baseline": best(0.9, c=0.9)}, "OOD detection") == "—"  # no set in common
 
 
+def test_ood_detection_forgives_the_baseline_by_one_standard_error() -> None:
+    def best(sizes, **sets):
+        return {"ood_best": {**{s: {"score": "logp", "auroc": a} for s, a in sets.items()}, "mean": 0.99},
+                **({"ood_sizes": {"test": sizes, **{s: sizes for s in sets}}} if sizes else {})}
+
+    base = best(1000, a=0.9993, b=0.99)
+    assert _kept({**best(1000, a=0.9990, b=0.995), "baseline": base}, "OOD detection") == "yes"  # 0.0003 < SE ≈ 0.0006
+    assert _kept({**best(1000, a=0.9900, b=0.995), "baseline": base}, "OOD detection") == "no"  # 0.0093 is not a tie
+    assert _kept({**best(0, a=0.9990, b=0.995), "baseline": best(0, a=0.9993, b=0.99)}, "OOD detection") == "no"  # no sizes: strict
+
+
 def test_ood_by_logp_leaves_out_noise_sets() -> None:
     ood = {"uniform": {"logp": 0.5}, "gaussian": {"logp": 0.4}, "flip": {"logp": 0.95, "maxprob": 0.5}, "interp": {"logp": 0.92}}
     assert _kept({"ood": ood}, "OOD by the model's log p(x)") == "yes"

@@ -59,6 +59,16 @@ def auroc(score_in: Tensor, score_out: Tensor) -> float:
     return binary_auroc(*_labelled(score_in, score_out)).item()
 
 
+def auroc_standard_error(a: float, n_in: int, n_out: int) -> float:
+    """Standard error of an AUROC ``a`` from ``n_in`` positives and ``n_out`` negatives (Hanley & McNeil 1982, eq. 2):
+    SE² = [A(1−A) + (n_in−1)(Q1−A²) + (n_out−1)(Q2−A²)] / (n_in·n_out), Q1 = A/(2−A), Q2 = 2A²/(1+A)."""
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"an AUROC's standard error needs both sets non-empty, got {n_in} and {n_out} images")
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_in - 1) * (q1 - a * a) + (n_out - 1) * (q2 - a * a)) / (n_in * n_out)
+    return max(var, 0.0) ** 0.5
+
+
 def aupr(score_in: Tensor, score_out: Tensor) -> float:
     """Area under the precision-recall curve with in-distribution as positive ("AUPR-In", average precision)."""
     return binary_average_precision(*_labelled(score_in, score_out)).item()
@@ -119,7 +129,8 @@ def plot_histograms(scores_in: dict[str, Tensor], scores_out: dict[str, dict[str
 def suite_ood(ctx: EvalContext) -> dict:
     """AUROC (``ood``), AUPR-In (``ood_aupr``) and FPR at 95% TPR (``ood_fpr95``) per OOD set and score,
     the test set against each of ``ood_sets`` (the user's ``ctx.ood_extra`` included), and the best score
-    per set (``ood_best``); writes ``{prefix}ood_histograms.png``."""
+    per set (``ood_best``), and the number of images of each (``ood_sizes``: "test" and every set, what an AUROC's
+    standard error needs); writes ``{prefix}ood_histograms.png``."""
     gen = torch.Generator().manual_seed(ctx.seed)  # the same OOD sets for model and baseline
     n = min(ctx.n_ood, 200) if ctx.quick else ctx.n_ood
     sets = ood_sets(ctx.data, n, generator=gen, extra=ctx.ood_extra)
@@ -133,4 +144,5 @@ def suite_ood(ctx: EvalContext) -> dict:
             for key, metric in (("ood", "auroc"), ("ood_aupr", "aupr"), ("ood_fpr95", "fpr95")):
                 result[key].setdefault(name, {})[s] = m[metric]
     plot_histograms(scores_in, scores_out, ctx.out_dir / f"{ctx.prefix}ood_histograms.png", f"{ctx.label}: OOD scores")
-    return {**result, "ood_best": best_scores(result["ood"]), "ood_energy_temperature": ctx.ood_temperature}
+    sizes = {"test": len(ctx.data.x_test[:n]), **{name: len(x) for name, x in sets.items()}}
+    return {**result, "ood_best": best_scores(result["ood"]), "ood_sizes": sizes, "ood_energy_temperature": ctx.ood_temperature}

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from ..evaluation.ood import auroc_standard_error
+
 # ---------------------------------------------------------------------------------------------
 # Numbers from metrics.json
 # ---------------------------------------------------------------------------------------------
@@ -189,15 +191,23 @@ def _ood_text(mean: float | None, by_set: dict[str, float]) -> str:
     return " · ".join(parts) or "—"
 
 
+def _ood_tolerance(t: dict | None, name: str, a: float) -> float:
+    """One standard error of the AUROC ``a`` on OOD set ``name`` (``auroc_standard_error`` from ``ood_sizes``), 0
+    when the sizes are not recorded (metrics written before they were)."""
+    n_in, n_out = number(t, "ood_sizes.test"), number(t, f"ood_sizes.{name}")
+    return auroc_standard_error(a, int(n_in), int(n_out)) if n_in and n_out else 0.0
+
+
 def judge_ood(m: dict, b: dict | None) -> Measured | None:
     """It tells in- from out-of-distribution: kept if the mean over OOD sets of the best AUROC (any score) is at
-    least 0.95 and, on every set both were scored on, the model's best AUROC is at least the baseline's."""
+    least 0.95 and, on every set both were scored on, the model's best AUROC is at least the baseline's, less one
+    standard error of the baseline's AUROC (Hanley & McNeil 1982): a tie at 0.9990 against 0.9993 is a tie."""
     mean, by_set = _ood_best(m)
     if mean is None and not by_set:
         return None
     base_mean, base_by_set = _ood_best(b)
     common = [s for s in by_set if s in base_by_set]
-    behind = [s for s in common if by_set[s] < base_by_set[s]]
+    behind = [s for s in common if by_set[s] < base_by_set[s] - _ood_tolerance(b, s, base_by_set[s])]
     text = _ood_text(mean, by_set) + (f" · below the baseline on {', '.join(behind)}" if behind else "")
     kept = _all([_at_least(mean, OOD_MEAN_MIN), not behind if common else None])
     return Measured(text, _ood_text(base_mean, base_by_set), kept)
@@ -367,7 +377,8 @@ PROMISES: list[Promise] = [
             f"unconditional samples (lower is better); kept if agreement ≥ {AGREEMENT_MIN:.2f} and FID < {FID_MAX:g}",
             judge_samples),
     Promise("OOD detection", "ood", f"AUROC of the best score per OOD set (1 separates all, 0.5 is chance); kept if its "
-            f"mean ≥ {OOD_MEAN_MIN:.2f} and it is ≥ the baseline's on every set", judge_ood),
+            f"mean ≥ {OOD_MEAN_MIN:.2f} and it is ≥ the baseline's on every set (less one standard error of the baseline's)",
+            judge_ood),
     Promise("OOD by the model's log p(x)", "ood", f"AUROC of the logp score on the OOD sets that are not noise "
             f"(all but {' and '.join(NOISE_SETS)}); kept if ≥ {LOGP_MIN:.2f} on each", judge_ood_logp),
     Promise("missing data", "inpainting", "MSE on the missing pixels (lower is better) of the model's fill vs the "
