@@ -14,6 +14,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
+    import shlex
+
     from .config import load_preset
     from .memory import steady_host_memory
     from .training import train
@@ -23,7 +25,12 @@ def cmd_train(a: argparse.Namespace) -> None:
         steady_host_memory()
     r = train(cfg, a.out, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        result = f"held-out score-matching loss {r.test_loss:.4f}" if r.test_loss is not None else f"test accuracy {r.test_accuracy:.4f}"
+        if r.test_loss is not None:
+            result = f"held-out score-matching loss {r.test_loss:.4f}"
+        elif cfg.train.objective == "ebm":  # labels unused: its classifier head is untrained, its accuracy chance
+            result = f"unconditional EBM (labels unused; probe its features: jemkit eval {shlex.quote(str(a.out))} --suite features)"
+        else:
+            result = f"test accuracy {r.test_accuracy:.4f}"
         print(f"{result} after {r.seconds:.0f}s; checkpoint: {r.checkpoint}")
 
 

@@ -61,6 +61,14 @@ def test_train_eval_sample(tmp_path, capsys):
     assert main(["train", "--preset", "digits-jem", "--out", str(run), "--overwrite", *TINY]) == 0
 
 
+@pytest.mark.slow
+def test_unconditional_ebm_run_does_not_report_a_chance_accuracy(tmp_path, capsys):
+    run = tmp_path / "ebm"
+    assert main(["train", "--preset", "digits-jem", "--out", str(run), "--set", "train.objective=ebm", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "unconditional EBM" in printed and "--suite features" in printed and "test accuracy" not in printed
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--preset", "digits-jm", "--out", "x"], "did you mean 'digits-jem'"),
     (["train", "--preset", "digits-jem", "--out", "x", "--set", "optim.lrr=1"], "did you mean 'lr'"),
