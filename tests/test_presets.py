@@ -40,7 +40,9 @@ def test_preset_trains_two_steps(name, tmp_path, monkeypatch, capsys):
         sets.append("data.labels_per_class=2")
     rc = main(["train", "--preset", name, "--out", str(out), "--quiet", *[a for s in sets for a in ("--set", s)]])
     assert rc == 0, capsys.readouterr().err
-    expected = "held-out score-matching loss" if load_preset(name).train.objective in SCORE_OBJECTIVES else "test accuracy"
+    objective = load_preset(name).train.objective
+    expected = ("held-out score-matching loss" if objective in SCORE_OBJECTIVES else
+                "unconditional EBM" if objective == "ebm" else "test accuracy")
     assert expected in capsys.readouterr().out
     steps = [int(p.stem.split("_")[1]) for p in (out / "checkpoints").glob("step_*.json")]
     assert max(steps) == 2 and (out / "config.yaml").is_file()
