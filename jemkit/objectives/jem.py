@@ -74,8 +74,7 @@ def jem_hybrid(
     loss = pyx_weight * ce + px_weight * px
     stats.update(e_data=e_data.mean().detach(), e_sample=e_sample.mean().detach(), gap=gap.detach())
     if x_out is not None:
-        e_in = e_data if x_unlabeled is None else energy.energy_from_logits(logits)
-        oe, oe_stats = outlier_term(energy, e_in, x_out, oe_weight, m_in, m_out)
+        oe, oe_stats = outlier_term(energy, energy.energy_from_logits(logits), x_out, oe_weight, m_in, m_out)
         loss = loss + oe
         stats.update(oe_stats)
     return LossOutput(loss, stats)
